@@ -1,0 +1,157 @@
+"""The one typed settings object, read from the environment once per process."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
+_BROKER_SCHEMES = ("redis", "rediss", "sqla+sqlite", "sqla+postgresql", "sqla+postgresql+psycopg",
+                   "memory", "amqp", "pyamqp")
+
+
+class ConfigError(SystemExit):
+    """A setting is wrong or missing; the message names it. Exits the process at start-up."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    environment: Literal["dev", "test", "production"] = "production"
+    database_url: str = "sqlite:///var/provisioner.db"
+    broker_url: str = "sqla+sqlite:///var/broker.db"
+    # Unset: limiter and throttling state stay inside the process (embedded default only).
+    redis_url: str | None = None
+    secret_key: str | None = Field(default=None, min_length=16)
+
+    ms_login_url: str = "https://login.microsoftonline.com"
+    ms_graph_url: str = "https://graph.microsoft.com"
+    ms_partner_center_url: str = "https://api.partnercenter.microsoft.com"
+    ms_exchange_url: str = "https://outlook.office365.com"
+    ms_ca_bundle: str | None = None
+    # Token scopes stay Microsoft's resource ids whatever the roots are; override for sovereign clouds.
+    ms_graph_scope: str = "https://graph.microsoft.com/.default"
+    ms_partner_center_scope: str = "https://api.partnercenter.microsoft.com/.default"
+    ms_exchange_scope: str = "https://outlook.office365.com/.default"
+    ms_timeout_s: float = 30.0
+    ms_connect_timeout_s: float = 5.0
+
+    # Throttling etiquette, per tenant (Graph, Exchange) and per partner (Partner Center).
+    graph_rate_per_tenant: float = Field(default=300.0, gt=0)
+    graph_burst_per_tenant: float = Field(default=60.0, gt=0)
+    partner_center_rate: float = Field(default=50.0, gt=0)
+    exchange_rate_per_tenant: float = Field(default=50.0, gt=0)
+    retry_max_attempts: int = Field(default=6, ge=1)
+    retry_max_wait_s: float = Field(default=30.0, gt=0)
+    # Waiting longer than this inside one call hands the wait back to the pipeline.
+    retry_budget_s: float = Field(default=60.0, gt=0)
+
+    # Mailbox readiness: a durable timer on a growing interval.
+    mailbox_first_delay_s: float = Field(default=5.0, gt=0)
+    mailbox_backoff_factor: float = Field(default=2.0, ge=1)
+    mailbox_max_delay_s: float = Field(default=900.0, gt=0)
+    mailbox_deadline_s: float = Field(default=86400.0, gt=0)
+
+    # Durable requests.
+    lease_seconds: int = Field(default=300, ge=5)
+    reconcile_interval_s: float = Field(default=5.0, gt=0)
+    # A message whose task crashed its worker this many times is failed, not redelivered again.
+    max_deliveries: int = Field(default=3, ge=1)
+    # Countdowns above this become durable timers (Redis redelivers after its visibility timeout).
+    max_countdown_s: float = Field(default=120.0, gt=0)
+    sync_dispatch_interval_s: float = Field(default=60.0, gt=0)
+
+    # API.
+    api_max_body_bytes: int = Field(default=2_000_000, gt=0)
+    bulk_max_users: int = Field(default=1000, gt=0)
+
+    # Flower basic auth "user:password"; unset in dev means no auth on 127.0.0.1.
+    flower_basic_auth: str | None = None
+
+    # Notifications.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "provisioner@localhost"
+    notify_email_to: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    log_json: bool = False
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, v: str) -> str:
+        scheme = v.split("://", 1)[0] if "://" in v else ""
+        if scheme not in _DB_SCHEMES:
+            raise ValueError(f"must start with one of {', '.join(s + '://' for s in _DB_SCHEMES)}")
+        if scheme == "postgresql":  # psycopg 3 is the driver we ship
+            v = "postgresql+psycopg://" + v.split("://", 1)[1]
+        return v
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, v: str) -> str:
+        scheme = v.split("://", 1)[0] if "://" in v else ""
+        if scheme not in _BROKER_SCHEMES:
+            raise ValueError(f"must start with one of {', '.join(s + '://' for s in _BROKER_SCHEMES)}")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v or None
+
+    @field_validator("ms_login_url", "ms_graph_url", "ms_partner_center_url", "ms_exchange_url")
+    @classmethod
+    def _https_root(cls, v: str) -> str:
+        if not v.startswith("https://"):
+            raise ValueError("must be an https:// root (msal refuses anything else)")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _secret_required(self) -> Settings:
+        if self.environment == "production" and not self.secret_key:
+            raise ValueError("SECRET_KEY is required outside dev (it encrypts secrets at rest)")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p]
+        name = loc[0].upper() if loc else ""
+        msg = err.get("msg", "invalid").removeprefix("Value error, ")
+        if not name and "SECRET_KEY" in msg:
+            name = "SECRET_KEY"
+        lines.append(f"configuration error: {name or 'settings'}: {msg}")
+    return "\n".join(lines)
+
+
+def load_settings() -> Settings:
+    """Build and validate settings now; a bad value exits with a line naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and `provisioner dev` change the environment)."""
+    get_settings.cache_clear()
