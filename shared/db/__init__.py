@@ -1,0 +1,1 @@
+"""Database access: engine, sessions, unit of work, models and migrations."""

@@ -1,0 +1,1 @@
+"""Durable provisioning requests: creation, state, retry and cancel, dispatch after commit."""

@@ -1,0 +1,94 @@
+"""Seat reservations: held when a request is accepted, consumed when the licence lands, else released."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from shared.db.models import SeatReservation, TenantSku
+
+HELD, CONSUMED, RELEASED = "held", "consumed", "released"
+
+
+@dataclass(frozen=True)
+class SkuSeats:
+    sku_part_number: str
+    sku_id: str
+    total: int
+    consumed: int
+    reserved: int
+
+    @property
+    def free(self) -> int:
+        return self.total - self.consumed - self.reserved
+
+
+def held_counts(session: Session, customer_id: str) -> dict[str, int]:
+    rows = session.execute(
+        select(SeatReservation.sku_part_number, func.count())
+        .where(SeatReservation.customer_id == customer_id, SeatReservation.state == HELD)
+        .group_by(SeatReservation.sku_part_number)
+    )
+    return {sku: n for sku, n in rows}
+
+
+def seats(session: Session, customer_id: str) -> list[SkuSeats]:
+    """The ledger for a customer from the last SKU counts read from Microsoft."""
+    held = held_counts(session, customer_id)
+    skus = session.scalars(select(TenantSku).where(TenantSku.customer_id == customer_id)
+                           .order_by(TenantSku.sku_part_number))
+    return [SkuSeats(s.sku_part_number, s.sku_id, s.total, s.consumed, held.get(s.sku_part_number, 0)) for s in skus]
+
+
+def lock_skus(session: Session, customer_id: str, sku_part_numbers: Iterable[str]) -> dict[str, TenantSku]:
+    """Lock the customer's SKU rows so two accepts cannot both take the last seat (FOR UPDATE on Postgres)."""
+    rows = session.scalars(
+        select(TenantSku)
+        .where(TenantSku.customer_id == customer_id, TenantSku.sku_part_number.in_(list(sku_part_numbers)))
+        .order_by(TenantSku.sku_part_number)
+        .with_for_update()
+    )
+    return {r.sku_part_number: r for r in rows}
+
+
+def reserve(session: Session, *, customer_id: str, user_id: str, request_id: str,
+            sku_part_numbers: Iterable[str]) -> None:
+    for sku in sku_part_numbers:
+        session.add(SeatReservation(customer_id=customer_id, user_id=user_id, request_id=request_id,
+                                    sku_part_number=sku, state=HELD))
+
+
+def consume(session: Session, request_id: str) -> None:
+    """The licence is assigned: the seat moves from held to consumed.
+
+    The local consumed count is bumped too, so the ledger stays right until the next read
+    of Microsoft's counts replaces it.
+    """
+    held = session.scalars(select(SeatReservation).where(SeatReservation.request_id == request_id,
+                                                         SeatReservation.state == HELD)).all()
+    for r in held:
+        r.state = CONSUMED
+        session.execute(update(TenantSku).where(TenantSku.customer_id == r.customer_id,
+                                                TenantSku.sku_part_number == r.sku_part_number)
+                        .values(consumed=TenantSku.consumed + 1))
+
+
+def licences_removed(session: Session, customer_id: str, sku_part_numbers: Iterable[str]) -> None:
+    for sku in sku_part_numbers:
+        session.execute(update(TenantSku).where(TenantSku.customer_id == customer_id,
+                                                TenantSku.sku_part_number == sku, TenantSku.consumed > 0)
+                        .values(consumed=TenantSku.consumed - 1))
+
+
+def release(session: Session, request_id: str) -> None:
+    """The request failed, was cancelled, or the user was deprovisioned."""
+    session.execute(update(SeatReservation).where(SeatReservation.request_id == request_id,
+                                                  SeatReservation.state == HELD).values(state=RELEASED))
+
+
+def release_user(session: Session, user_id: str) -> None:
+    session.execute(update(SeatReservation).where(SeatReservation.user_id == user_id,
+                                                  SeatReservation.state.in_([HELD, CONSUMED]))
+                    .values(state=RELEASED))

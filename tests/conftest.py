@@ -1,0 +1,99 @@
+"""Shared fixtures: real PostgreSQL and Redis (never skipped under CI=true), settings, sessions."""
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
+
+PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Tests never need a real SECRET_KEY; set one before anything builds settings.
+os.environ.setdefault("SECRET_KEY", "test-secret-key-" + "x" * 16)
+os.environ.setdefault("ENVIRONMENT", "test")
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip locally when a service is down; under CI=true a missing service is a failure."""
+    if _reachable(host, port):
+        return
+    if IN_CI:
+        pytest.fail(f"{name} is not reachable on {host}:{port} and CI=true: tests must not skip")
+    pytest.skip(f"{name} is not running on {host}:{port}")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    require_service("Redis", REDIS_HOST, REDIS_PORT)
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/11"
+
+
+def create_database(name: str) -> str:
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(name: str) -> None:
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database migrated to head, for the whole test session."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    from shared.db.migrate import upgrade
+
+    name = "test_" + uuid.uuid4().hex[:10]
+    url = create_database(name)
+    upgrade(url)
+    yield url
+    drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    engine = create_engine(pg_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db(pg_engine: Engine) -> Iterator[Session]:
+    """A session inside a transaction that is rolled back after the test (savepoints for inner commits)."""
+    conn = pg_engine.connect()
+    trans = conn.begin()
+    session = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    yield session
+    session.close()
+    trans.rollback()
+    conn.close()
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Change settings through the environment for one test; the cache is cleared around it."""
+    from shared.settings import reset_settings
+
+    reset_settings()
+    yield monkeypatch
+    reset_settings()

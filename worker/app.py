@@ -1,0 +1,117 @@
+"""The Celery app: broker from settings, three queues, durable-delivery options, beat schedule."""
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from shared.settings import Settings, get_settings
+
+QUEUES = ("provisioning", "polling", "sync")
+
+# Every task in worker.tasks declares its queue here, in one place, so a typo cannot pass silently.
+ROUTES = {
+    "worker.tasks.requests.*": {"queue": "provisioning"},
+    "worker.tasks.maintenance.*": {"queue": "polling"},
+    "worker.tasks.notifications.*": {"queue": "polling"},
+    "worker.tasks.sync.*": {"queue": "sync"},
+}
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The whole beat schedule, in one place."""
+    return {
+        "reconcile-requests": {
+            "task": "worker.tasks.maintenance.reconcile",
+            "schedule": settings.reconcile_interval_s,
+            "options": {"expires": settings.reconcile_interval_s},
+        },
+        "dispatch-due-syncs": {
+            "task": "worker.tasks.sync.dispatch_due_syncs",
+            "schedule": settings.sync_dispatch_interval_s,
+            "options": {"expires": settings.sync_dispatch_interval_s},
+        },
+        "send-outbox": {
+            "task": "worker.tasks.notifications.send_due",
+            "schedule": 10.0,
+            "options": {"expires": 10.0},
+        },
+        "cleanup": {
+            "task": "worker.tasks.maintenance.cleanup",
+            "schedule": 3600.0,
+            "options": {"expires": 600.0},
+        },
+    }
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    transport_options: dict[str, Any] = {}
+    if settings.broker_url.startswith(("redis", "rediss")):
+        # Longer than any countdown we allow, so a scheduled message is not redelivered early;
+        # lost or stuck work is re-driven from Postgres by the reconciler, not by Redis.
+        transport_options = {"visibility_timeout": 3600, "socket_keepalive": True, "retry_on_timeout": True}
+    elif settings.broker_url.startswith("sqla+"):
+        transport_options = {"polling_interval": 0.1}
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "result_backend": None,  # Postgres holds the truth; no task results are stored (nor secrets in them)
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "event_serializer": "json",
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
+        "task_track_started": True,
+        "task_time_limit": 600,
+        "task_soft_time_limit": 540,
+        "worker_soft_shutdown_timeout": 30.0,
+        "worker_enable_soft_shutdown_on_idle": True,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_default_queue": "provisioning",
+        "task_queues": [Queue(q, Exchange(q), routing_key=q) for q in QUEUES],
+        "task_routes": ROUTES,
+        "task_create_missing_queues": False,
+        "beat_schedule": beat_schedule(settings),
+        "timezone": "UTC",
+        "enable_utc": True,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+    }
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    celery = Celery("m365_provisioner", set_as_current=True)
+    celery.config_from_object(celery_config(settings))
+    celery.autodiscover_tasks(["worker"], related_name="tasks", force=True)
+    return celery
+
+
+class _LazyApp:
+    """`worker.app.app` for the celery command line; built on first attribute access, not at import."""
+
+    _app: Celery | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if _LazyApp._app is None:
+            _LazyApp._app = create_app()
+        return getattr(_LazyApp._app, name)
+
+
+def get_app() -> Celery:
+    if _LazyApp._app is None:
+        _LazyApp._app = create_app()
+    return _LazyApp._app
+
+
+def reset_app() -> None:
+    _LazyApp._app = None
