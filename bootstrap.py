@@ -32,7 +32,7 @@ def ensure_venv() -> None:
     marker = VENV / ".lock-sha256"
     if marker.exists() and marker.read_text() == _stamp():
         return
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - bootstrap may run under an older system Python
         sys.exit("m365-provisioner needs Python 3.11 or newer")
     print(f"bootstrap: building {VENV} from {LOCK.relative_to(ROOT)}", flush=True)
     venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
