@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     graph_rate_per_tenant: float = Field(default=300.0, gt=0)
     graph_burst_per_tenant: float = Field(default=60.0, gt=0)
     partner_center_rate: float = Field(default=50.0, gt=0)
+    partner_center_burst: float = Field(default=10.0, ge=1)
     exchange_rate_per_tenant: float = Field(default=50.0, gt=0)
+    exchange_burst_per_tenant: float = Field(default=10.0, ge=1)
     retry_max_attempts: int = Field(default=6, ge=1)
     retry_max_wait_s: float = Field(default=30.0, gt=0)
     # Waiting longer than this inside one call hands the wait back to the pipeline.

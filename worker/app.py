@@ -96,22 +96,24 @@ def create_app(settings: Settings | None = None) -> Celery:
     return celery
 
 
-class _LazyApp:
-    """`worker.app.app` for the celery command line; built on first attribute access, not at import."""
-
-    _app: Celery | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        if _LazyApp._app is None:
-            _LazyApp._app = create_app()
-        return getattr(_LazyApp._app, name)
+_app: Celery | None = None
 
 
 def get_app() -> Celery:
-    if _LazyApp._app is None:
-        _LazyApp._app = create_app()
-    return _LazyApp._app
+    """The process's Celery app, built on first use (never at import)."""
+    global _app
+    if _app is None:
+        _app = create_app()
+    return _app
 
 
 def reset_app() -> None:
-    _LazyApp._app = None
+    global _app
+    _app = None
+
+
+def __getattr__(name: str) -> Any:
+    # `celery -A worker.app:app ...` (compose health checks, operators) gets the lazily built app.
+    if name == "app":
+        return get_app()
+    raise AttributeError(name)

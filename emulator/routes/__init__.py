@@ -1,0 +1,1 @@
+"""Route families: login, Graph, Partner Center, Exchange admin and the emulator's control API."""

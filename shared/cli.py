@@ -1,0 +1,146 @@
+"""`provisioner`: the one command line for the embedded default, each process, migrations and keys."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from shared.settings import load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="m365-provisioner: provisioning engine for Microsoft 365 resellers.")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
+app.add_typer(keys_app, name="keys")
+
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command()
+def dev(
+    api_port: Annotated[int, typer.Option(help="API port")] = 8000,
+    flower_port: Annotated[int, typer.Option(help="Flower port")] = 5555,
+    emulator_port: Annotated[int, typer.Option(help="Microsoft emulator port")] = 8443,
+    concurrency: Annotated[int, typer.Option(help="worker threads")] = 4,
+    var: Annotated[str, typer.Option(help="directory for the SQLite files, CA and demo state")] = "var",
+) -> None:
+    """Emulator + API + worker + beat + Flower on this machine (SQLite unless the environment says otherwise)."""
+    from shared.devserver import run_dev
+
+    raise typer.Exit(run_dev(api_port=api_port, flower_port=flower_port, emulator_port=emulator_port,
+                             concurrency=concurrency, var=var))
+
+
+@app.command()
+def emulator(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8443,
+    ca_out: Annotated[str | None, typer.Option("--ca-out", help="write the emulator's CA certificate here")] = None,
+    state: Annotated[str | None, typer.Option(help="restore the world from FILE and save it there on exit")] = None,
+) -> None:
+    """The Microsoft cloud emulator alone (HTTPS; trust its CA through MS_CA_BUNDLE)."""
+    from emulator.server import serve
+
+    serve(host=host, port=port, ca_out=ca_out, state_file=state)
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """The HTTP API alone."""
+    import uvicorn
+
+    load_settings()  # fail here, with the variable named, not inside a worker process
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info", access_log=False, proxy_headers=True)
+
+
+@app.command(context_settings=PASS_THROUGH)
+def worker(ctx: typer.Context) -> None:
+    """One Celery worker; options pass through (e.g. -P threads -c 8 -Q provisioning,polling,sync -n w1@%h)."""
+    from worker.app import get_app
+
+    load_settings()
+    args = list(ctx.args)
+    if not any(a == "-Q" or a.startswith(("-Q", "--queues")) for a in args):
+        args += ["-Q", "provisioning,polling,sync"]
+    if not any(a.startswith(("-l", "--loglevel")) for a in args):
+        args += ["-l", "INFO"]
+    get_app().worker_main(["worker", *args])
+
+
+@app.command(context_settings=PASS_THROUGH)
+def beat(ctx: typer.Context) -> None:
+    """The one celery beat (reconciler, sync dispatch, outbox, cleanup)."""
+    from worker.app import get_app
+
+    load_settings()
+    args = list(ctx.args)
+    if not any(a.startswith(("-s", "--schedule")) for a in args):
+        args += ["--schedule", os.path.join(os.environ.get("BEAT_DIR", "/tmp"), f"celerybeat-{os.getpid()}")]
+    get_app().start(["beat", "-l", "INFO", *args])
+
+
+@app.command(context_settings=PASS_THROUGH)
+def flower(ctx: typer.Context) -> None:
+    """Flower, watching the workers through Celery events (basic auth from FLOWER_BASIC_AUTH)."""
+    from worker.app import get_app
+
+    settings = load_settings()
+    args = list(ctx.args)
+    if settings.flower_basic_auth:
+        args.append(f"--basic-auth={settings.flower_basic_auth}")
+    get_app().start(["flower", *args])
+
+
+@app.command()
+def migrate(
+    downgrade: Annotated[str | None, typer.Option(help="downgrade to this revision (e.g. base) instead")] = None,
+) -> None:
+    """Alembic upgrade to head (or downgrade)."""
+    from shared.db import migrate as m
+
+    settings = load_settings()
+    if downgrade:
+        m.downgrade(settings.database_url, downgrade)
+    else:
+        m.upgrade(settings.database_url)
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="operator | service-provider | customer")],
+    scope: Annotated[str | None, typer.Option(help="service provider id or customer id the key is bound to")] = None,
+    name: Annotated[str | None, typer.Option(help="a label for the key")] = None,
+) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    from shared.auth.keys import create_key
+    from shared.db.uow import UnitOfWork
+
+    load_settings()
+    try:
+        with UnitOfWork() as uow:
+            key = create_key(uow.session, role=role, scope_id=scope, name=name)
+            uow.commit()
+    except ValueError as exc:  # unknown role, missing or unknown scope
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(key)
+
+
+def main() -> None:
+    try:
+        app()
+    except SystemExit as exc:
+        if isinstance(exc.code, str):  # ConfigError: one clear line, non-zero exit
+            print(exc.code, file=sys.stderr)
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""`provisioner dev`: every process of the product in one terminal, with prefixed logs and a clean Ctrl-C."""
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+COLORS = {"emulator": "35", "api": "32", "worker": "36", "beat": "33", "flower": "34", "dev": "1"}
+STOP_TIMEOUT_S = 35.0  # a little more than the worker's soft-shutdown window
+
+
+class Supervisor:
+    """Starts children in their own process groups, relays their output, stops them all together."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+
+    def say(self, name: str, line: str) -> None:
+        color = COLORS.get(name, "0")
+        prefix = f"\x1b[{color}m{name:>8} |\x1b[0m " if sys.stdout.isatty() else f"{name:>8} | "
+        with self._lock:
+            sys.stdout.write(prefix + line.rstrip("\n") + "\n")
+            sys.stdout.flush()
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        cmd = [sys.executable, "-m", "shared.cli", *args]
+        proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        self.procs[name] = proc
+        threading.Thread(target=self._relay, args=(name, proc.stdout), daemon=True).start()
+        return proc
+
+    def _relay(self, name: str, stream: IO[bytes] | None) -> None:
+        if stream is None:
+            return
+        for raw in iter(stream.readline, b""):
+            self.say(name, raw.decode(errors="replace"))
+
+    def dead(self) -> str | None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                return name
+        return None
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say("dev", f"{name} did not stop in time; killing it")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _wait_for(pred: object, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if pred():  # type: ignore[operator]
+                return
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def _secret_key(var: Path) -> str:
+    path = var / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def dev_environment(var: Path, emulator_port: int) -> dict[str, str]:
+    root = f"https://127.0.0.1:{emulator_port}"
+    env = dict(os.environ)
+    env.setdefault("ENVIRONMENT", "dev")
+    env.setdefault("DATABASE_URL", f"sqlite:///{var / 'provisioner.db'}")
+    env.setdefault("BROKER_URL", f"sqla+sqlite:///{var / 'broker.db'}")
+    env.setdefault("SECRET_KEY", _secret_key(var))
+    env.setdefault("BEAT_DIR", str(var))
+    for name in ("MS_LOGIN_URL", "MS_GRAPH_URL", "MS_PARTNER_CENTER_URL", "MS_EXCHANGE_URL"):
+        env.setdefault(name, root)
+    env.setdefault("MS_CA_BUNDLE", str(var / "emulator-ca.pem"))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_dev(*, api_port: int, flower_port: int, emulator_port: int, concurrency: int, var: str) -> int:
+    var_dir = Path(var).resolve()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    env = dev_environment(var_dir, emulator_port)
+    os.environ.update(env)  # the seeding below runs in this process with the same settings
+    sup = Supervisor(env)
+    ca = Path(env["MS_CA_BUNDLE"])
+    with contextlib.suppress(FileNotFoundError):
+        ca.unlink()  # a new CA is generated at every emulator start
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        sup.start("emulator", "emulator", "--port", str(emulator_port), "--ca-out", str(ca),
+                  "--state", str(var_dir / "emulator-state.json"))
+        _wait_for(ca.exists, 30, "the emulator's CA")
+        _wait_for(lambda: httpx.get(f"https://127.0.0.1:{emulator_port}/_emulator/stats", verify=str(ca)).is_success,
+                  30, "the emulator")
+        sup.say("dev", "migrating the database")
+        subprocess.run([sys.executable, "-m", "shared.cli", "migrate"], env=env, check=True)
+        from shared.demo import seed_demo
+
+        key = seed_demo(emulator_root=f"https://127.0.0.1:{emulator_port}", ca_path=str(ca), var=var_dir)
+        sup.start("api", "api", "--port", str(api_port))
+        sup.start("worker", "worker", "-P", "threads", "-c", str(concurrency), "-n", "dev@%h")
+        sup.start("beat", "beat")
+        sup.start("flower", "flower", f"--port={flower_port}", "--address=127.0.0.1")
+        _wait_for(lambda: httpx.get(f"http://127.0.0.1:{api_port}/healthz").is_success, 60, "the API")
+        for line in (
+            f"API        http://127.0.0.1:{api_port}  (docs: /docs, OpenAPI: /openapi.json)",
+            f"Flower     http://127.0.0.1:{flower_port}",
+            f"Emulator   https://127.0.0.1:{emulator_port}  (CA: {ca})",
+            f"Operator API key: {key}",
+            "Ctrl-C stops everything.",
+        ):
+            sup.say("dev", line)
+        while not stop.is_set():
+            name = sup.dead()
+            if name:
+                sup.say("dev", f"{name} exited; stopping everything")
+                return 1
+            stop.wait(0.5)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        sup.say("dev", f"start-up failed: {exc}")
+        return 1
+    finally:
+        sup.say("dev", "stopping")
+        sup.stop()

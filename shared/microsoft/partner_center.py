@@ -1,0 +1,102 @@
+"""Partner Center REST v1 for one partner: customers, domains, agreements (MCA), SKUs, subscriptions."""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+
+from shared.microsoft.caller import Caller
+from shared.microsoft.credentials import PartnerCredential
+from shared.microsoft.errors import AgreementAlreadyExists, NotFound
+
+MCA = "MicrosoftCustomerAgreement"
+SearchField = Literal["Domain", "CompanyName"]
+
+
+class PartnerCenterClient:
+    """Partner Center calls of one partner, throttled per partner in every process.
+
+    All calls of one client object share an MS-CorrelationId; each operation has its own
+    MS-RequestId, repeated on its retries (Partner Center's idempotency key).
+    """
+
+    def __init__(self, caller: Caller, credential: PartnerCredential, correlation_id: str | None = None) -> None:
+        self._caller = caller
+        self._credential = credential
+        self._base = caller.apis["partner_center"].base_url
+        self.correlation_id = correlation_id or str(uuid.uuid4())
+
+    def _call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        return self._caller.call("partner_center", credential=self._credential,
+                                 token_tenant=self._credential.tenant_id,
+                                 limit_key=f"partner_center:{self._credential.tenant_id}", method=method,
+                                 url=self._base + path, headers={"MS-CorrelationId": self.correlation_id}, **kw)
+
+    def _items(self, path: str, **kw: Any) -> list[dict[str, Any]]:
+        return list(self._call("GET", path, **kw).json().get("items") or [])
+
+    def search_customers(self, field: SearchField, prefix: str, size: int = 50) -> list[dict[str, Any]]:
+        """Customers whose domain or company name starts with `prefix` (case-insensitive)."""
+        if field not in ("Domain", "CompanyName"):
+            raise ValueError("field must be 'Domain' or 'CompanyName'")
+        flt = json.dumps({"Field": field, "Value": prefix, "Operator": "starts_with"})
+        return self._items("/customers", params={"size": size, "filter": flt})
+
+    def get_customer(self, tenant_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/customers/{quote(tenant_id, safe='')}").json())
+
+    def create_customer(self, body: dict[str, Any]) -> dict[str, Any]:
+        # Repeated with the same MS-RequestId, so Partner Center creates one tenant however often it runs.
+        return dict(self._call("POST", "/customers", json=body, idempotent=True).json())
+
+    def domain_exists(self, domain: str) -> bool:
+        """True when the onmicrosoft.com domain is taken (HEAD answers 200), False when free (404)."""
+        try:
+            self._call("HEAD", f"/domains/{quote(domain, safe='')}")
+        except NotFound:
+            return False
+        return True
+
+    def mca_template_id(self) -> str:
+        items = self._items("/agreements", params={"agreementType": MCA})
+        for item in items:
+            if item.get("agreementType", MCA) == MCA and item.get("templateId"):
+                return str(item["templateId"])
+        raise NotFound("Partner Center returned no Microsoft Customer Agreement template")
+
+    def get_agreements(self, customer_tenant_id: str) -> list[dict[str, Any]]:
+        """The customer's recorded MCAs (an empty list when none is recorded)."""
+        items = self._items(f"/customers/{quote(customer_tenant_id, safe='')}/agreements",
+                            params={"agreementType": MCA})
+        return [item for item in items if item.get("type", MCA) == MCA]
+
+    def record_agreement(self, customer_tenant_id: str, primary_contact: dict[str, Any],
+                         date_agreed: str | None = None) -> dict[str, Any] | None:
+        """Record the customer's acceptance of the MCA; None when it was already recorded (600061)."""
+        body = {
+            "primaryContact": primary_contact,
+            "templateId": self.mca_template_id(),
+            "dateAgreed": date_agreed or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "type": MCA,
+        }
+        try:
+            # Repeatable: a second recording answers 600061, which is success here.
+            response = self._call("POST", f"/customers/{quote(customer_tenant_id, safe='')}/agreements",
+                                  json=body, idempotent=True)
+        except AgreementAlreadyExists:
+            return None
+        return dict(response.json()) if response.content else {}
+
+    def subscribed_skus(self, customer_tenant_id: str) -> list[dict[str, Any]]:
+        return self._items(f"/customers/{quote(customer_tenant_id, safe='')}/subscribedskus")
+
+    def subscriptions(self, customer_tenant_id: str) -> list[dict[str, Any]]:
+        return self._items(f"/customers/{quote(customer_tenant_id, safe='')}/subscriptions")
+
+    def check_connection(self) -> None:
+        """Sign in and make one cheap call; raises AuthFailed, Forbidden, ... when the connection is wrong."""
+        self._call("GET", "/agreements", params={"agreementType": MCA})

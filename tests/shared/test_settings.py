@@ -1,0 +1,63 @@
+"""Settings: validated once, bad values stop start-up with the variable named."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from shared.settings import ConfigError, get_settings, load_settings
+
+
+def test_defaults_are_the_embedded_ones(settings_env: pytest.MonkeyPatch) -> None:
+    for name in ("DATABASE_URL", "BROKER_URL", "REDIS_URL"):
+        settings_env.delenv(name, raising=False)
+    s = load_settings()
+    assert s.database_url.startswith("sqlite:///")
+    assert s.broker_url.startswith("sqla+sqlite:///")
+    assert s.redis_url is None
+    assert s.ms_graph_url == "https://graph.microsoft.com"
+
+
+def test_cached_once_per_process(settings_env: pytest.MonkeyPatch) -> None:
+    assert get_settings() is get_settings()
+
+
+def test_postgresql_url_gets_the_psycopg_driver(settings_env: pytest.MonkeyPatch) -> None:
+    settings_env.setenv("DATABASE_URL", "postgresql://u@h/db")
+    assert load_settings().database_url == "postgresql+psycopg://u@h/db"
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("DATABASE_URL", "mysql://x"),
+    ("DATABASE_URL", "not a url"),
+    ("BROKER_URL", "http://broker"),
+    ("REDIS_URL", "localhost:6379"),
+    ("MS_GRAPH_URL", "http://graph.example"),
+    ("MAILBOX_DEADLINE_S", "-1"),
+])
+def test_bad_value_names_the_variable(settings_env: pytest.MonkeyPatch, name: str, value: str) -> None:
+    settings_env.setenv(name, value)
+    with pytest.raises(ConfigError) as exc:
+        load_settings()
+    assert name in str(exc.value.code)
+
+
+def test_secret_key_required_outside_dev(settings_env: pytest.MonkeyPatch) -> None:
+    settings_env.setenv("ENVIRONMENT", "production")
+    settings_env.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(ConfigError) as exc:
+        load_settings()
+    assert "SECRET_KEY" in str(exc.value.code)
+    settings_env.setenv("ENVIRONMENT", "dev")
+    assert load_settings().secret_key is None
+
+
+def test_cli_stops_with_one_line_naming_the_setting(tmp_path: object) -> None:
+    env = {"PATH": "/usr/bin:/bin", "ENVIRONMENT": "production", "DATABASE_URL": "mysql://nope"}
+    proc = subprocess.run([sys.executable, "-m", "shared.cli", "migrate"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert any("DATABASE_URL" in ln for ln in lines), proc.stderr
+    assert all(ln.startswith("configuration error:") for ln in lines), proc.stderr

@@ -1,0 +1,60 @@
+"""The Celery configuration DESIGN.md asks for, asserted."""
+from __future__ import annotations
+
+import pytest
+
+from shared.settings import load_settings
+from worker.app import QUEUES, beat_schedule, celery_config, create_app
+
+
+@pytest.fixture
+def conf(settings_env: pytest.MonkeyPatch) -> dict[str, object]:
+    settings_env.setenv("BROKER_URL", "redis://127.0.0.1:6379/0")
+    return celery_config(load_settings())
+
+
+def test_durable_delivery(conf: dict[str, object]) -> None:
+    assert conf["task_acks_late"] is True
+    assert conf["task_reject_on_worker_lost"] is True
+    assert conf["worker_prefetch_multiplier"] == 1
+    assert conf["task_ignore_result"] is True  # no results (and so no secrets) stored in the broker
+
+
+def test_events_json_and_limits(conf: dict[str, object]) -> None:
+    assert conf["worker_send_task_events"] is True and conf["task_send_sent_event"] is True
+    assert conf["accept_content"] == ["json"] and conf["task_serializer"] == "json"
+    soft, hard = conf["task_soft_time_limit"], conf["task_time_limit"]
+    assert isinstance(soft, int) and isinstance(hard, int) and 0 < soft < hard
+    assert float(conf["worker_soft_shutdown_timeout"]) > 0  # type: ignore[arg-type]
+
+
+def test_queues_and_routes(conf: dict[str, object]) -> None:
+    assert set(QUEUES) == {"provisioning", "polling", "sync"}
+    names = {q.name for q in conf["task_queues"]}  # type: ignore[attr-defined]
+    assert names == set(QUEUES)
+    routes = conf["task_routes"]
+    assert isinstance(routes, dict) and {r["queue"] for r in routes.values()} <= set(QUEUES)
+    assert conf["task_create_missing_queues"] is False
+
+
+def test_visibility_timeout_outlasts_any_countdown(conf: dict[str, object]) -> None:
+    opts = conf["broker_transport_options"]
+    assert isinstance(opts, dict)
+    assert opts["visibility_timeout"] > load_settings().max_countdown_s * 10
+
+
+def test_beat_schedule_in_one_place(settings_env: pytest.MonkeyPatch) -> None:
+    sched = beat_schedule(load_settings())
+    assert {"reconcile-requests", "dispatch-due-syncs", "send-outbox", "cleanup"} <= set(sched)
+    app = create_app(load_settings())
+    for entry in sched.values():
+        assert entry["task"] in app.tasks, f"beat names an unknown task {entry['task']}"
+
+
+def test_every_task_routes_to_a_known_queue(settings_env: pytest.MonkeyPatch) -> None:
+    app = create_app(load_settings())
+    ours = [name for name in app.tasks if name.startswith("worker.")]
+    assert ours, "no tasks registered"
+    for name in ours:
+        route = app.amqp.router.route({}, name)
+        assert route["queue"].name in QUEUES, name
