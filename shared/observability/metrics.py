@@ -1,0 +1,91 @@
+"""Prometheus metrics read at scrape time from the truth: Postgres (requests, steps), Redis (queues, counters)."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from shared.db.models import ProvisioningRequest, RequestStep
+from shared.db.types import utcnow
+from shared.db.uow import UnitOfWork
+from shared.observability import counters
+from shared.settings import get_settings
+
+log = logging.getLogger(__name__)
+QUEUES = ("provisioning", "polling", "sync")
+STEP_WINDOW = timedelta(hours=1)
+
+
+class ProvisionerCollector(Collector):
+    """Cheap aggregate queries; a scrape never writes and never fails the endpoint."""
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            yield from self._from_database()
+        except Exception:
+            log.warning("metrics: database collection failed", exc_info=True)
+        try:
+            yield from self._from_redis()
+        except Exception:
+            log.warning("metrics: broker collection failed", exc_info=True)
+
+    def _from_database(self) -> Iterator[Metric]:
+        now = utcnow()
+        with UnitOfWork() as uow:
+            s = uow.session
+            by_state = GaugeMetricFamily("provisioner_requests", "Requests by kind and state",
+                                         labels=["kind", "state"])
+            for kind, state, n in s.execute(select(ProvisioningRequest.kind, ProvisioningRequest.state, func.count())
+                                            .group_by(ProvisioningRequest.kind, ProvisioningRequest.state)):
+                by_state.add_metric([kind, state], n)
+            yield by_state
+
+            waiting = s.execute(select(func.count(), func.min(ProvisioningRequest.updated_at))
+                                .where(ProvisioningRequest.state == "waiting")).one()
+            yield GaugeMetricFamily("provisioner_waiting_requests", "Requests waiting on a durable timer",
+                                    value=waiting[0])
+            oldest = (now - waiting[1]).total_seconds() if waiting[1] else 0.0
+            yield GaugeMetricFamily("provisioner_oldest_waiting_seconds", "Age of the oldest waiting request",
+                                    value=oldest)
+
+            steps = GaugeMetricFamily("provisioner_step_duration_ms_avg",
+                                      "Mean step duration over the last hour", labels=["step"])
+            count = CounterMetricFamily("provisioner_step_runs", "Finished steps over the last hour",
+                                        labels=["step", "state"])
+            rows = s.execute(select(RequestStep.name, RequestStep.state, func.count(),
+                                    func.avg(RequestStep.duration_ms))
+                             .where(RequestStep.finished_at >= now - STEP_WINDOW)
+                             .group_by(RequestStep.name, RequestStep.state))
+            for name, state, n, avg in rows:
+                count.add_metric([name, state], n)
+                if state == "succeeded" and avg is not None:
+                    steps.add_metric([name], float(avg))
+            yield steps
+            yield count
+
+    def _from_redis(self) -> Iterator[Metric]:
+        throttled = CounterMetricFamily("provisioner_throttled_calls", "Microsoft 429 answers by tenant",
+                                        labels=["tenant"])
+        for tenant, n in counters.read(counters.THROTTLED_KEY).items():
+            throttled.add_metric([tenant], n)
+        yield throttled
+        retries = CounterMetricFamily("provisioner_step_retries", "Step retries by step", labels=["step"])
+        for step, n in counters.read(counters.RETRIES_KEY).items():
+            retries.add_metric([step], n)
+        yield retries
+        broker = get_settings().broker_url
+        if broker.startswith(("redis://", "rediss://")):
+            import redis
+
+            client = redis.Redis.from_url(broker, socket_timeout=2)
+            try:
+                depth = GaugeMetricFamily("provisioner_queue_depth", "Messages waiting per queue", labels=["queue"])
+                for q in QUEUES:
+                    depth.add_metric([q], client.llen(q))
+                yield depth
+            finally:
+                client.close()
