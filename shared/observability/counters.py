@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from shared.settings import get_settings
 
@@ -17,7 +17,7 @@ _local: dict[str, Counter[str]] = {THROTTLED_KEY: Counter(), RETRIES_KEY: Counte
 _lock = threading.Lock()
 
 
-def _redis() -> "redis.Redis | None":
+def _redis() -> redis.Redis | None:
     url = get_settings().redis_url
     if not url:
         return None
