@@ -76,8 +76,8 @@ class Faults:
         if family == "exchange":
             return self.values["exchange_rate_per_tenant"] or self.values["graph_rate_per_tenant"]
         if family == "graph":
-            return self.values["graph_rate_per_tenant"]  # type: ignore[no-any-return]
-        return self.values["partner_center_rate"]  # type: ignore[no-any-return]
+            return self.values["graph_rate_per_tenant"]
+        return self.values["partner_center_rate"]
 
     @property
     def replication_lag_s(self) -> float:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -21,7 +21,7 @@ Handler = Callable[["Emulator", "Request"], Awaitable["Response"]]
 class Request:
     __slots__ = ("_headers", "_query", "body", "method", "params", "path", "scope", "tenant_id")
 
-    def __init__(self, scope: dict[str, Any], params: dict[str, str]) -> None:
+    def __init__(self, scope: MutableMapping[str, Any], params: dict[str, str]) -> None:
         self.scope = scope
         self.method: str = scope["method"]
         self.path: str = scope["path"]

@@ -201,10 +201,9 @@ class Tenant:
                 raise bad_request("User does not have a corresponding license.")
         if add and not user.data.get("usageLocation"):
             raise bad_request("License assignment cannot be done for user with invalid usage location.")
-        new_ids = [str(a["skuId"]) for a in add if str(a["skuId"]) not in current]
-        for sid in dict.fromkeys(new_ids):
-            sku = self.sku_by_id[sid]
-            if sku.free < new_ids.count(sid):
+        new_ids = list(dict.fromkeys(str(a["skuId"]) for a in add if str(a["skuId"]) not in current))
+        for sid in new_ids:
+            if self.sku_by_id[sid].free < 1:
                 raise bad_request(f"Subscription with SKU '{sid}' does not have any available licenses.")
         # Every check passed: apply removals, then additions (disabledPlans updated in place).
         for sid in remove:
@@ -218,7 +217,7 @@ class Tenant:
         user.data["assignedLicenses"] = list(current.values())
         self._update_mailbox(user, now, mailbox_delay)
         self.touch(user)
-        return len(set(new_ids))
+        return len(new_ids)
 
     def has_mailbox_licence(self, user: User) -> bool:
         for lic in user.data["assignedLicenses"]:

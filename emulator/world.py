@@ -52,9 +52,6 @@ class World:
         self.partners[partner.client_id] = partner
         return partner
 
-    def partner_of_tenant(self, tenant_id: str) -> Partner | None:
-        return next((p for p in self.partners.values() if p.tenant_id == tenant_id), None)
-
     # -- tenants -----------------------------------------------------------------------------------
     def tenant_by_domain(self, name: str) -> Tenant | None:
         key = name.lower()

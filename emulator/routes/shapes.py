@@ -11,6 +11,9 @@ from ..http import Request, Response, json_response
 
 GRAPH_JSON = b"application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 # Partner Center numeric codes for the generic statuses (its bodies always carry a number).
+_GRAPH_CHALLENGE = ('Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
+                    'client_id="00000003-0000-0000-c000-000000000000"')
+_EXO_EXCEPTION = "Microsoft.Exchange.Admin.OData.Core.ODataServiceException"
 _PC_CODES = {400: 2000, 401: 900, 403: 900, 404: 1000, 409: 2001, 500: 5000, 503: 5003}
 
 
@@ -23,7 +26,7 @@ def graph_error(req: Request, err: ApiError) -> Response:
         body["details"] = [{"code": err.detail_code, "message": err.message, "target": err.target or ""}]
     headers = {"request-id": request_id, **err.headers}
     if err.status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"'
+        headers["WWW-Authenticate"] = _GRAPH_CHALLENGE
     return json_response({"error": body}, err.status, headers, GRAPH_JSON)
 
 
@@ -42,7 +45,7 @@ def exchange_error(req: Request, err: ApiError) -> Response:
     message = err.message if "|" in err.message else f"Ex{uuid.uuid4().hex[:6].upper()}|{err.code}|{err.message}"
     body = {"error": {"code": _error_name(err.status), "message": message,
                       "details": [{"code": "Context", "target": "", "message": message}],
-                      "innererror": {"message": message, "type": "Microsoft.Exchange.Admin.OData.Core.ODataServiceException"}}}
+                      "innererror": {"message": message, "type": _EXO_EXCEPTION}}}
     headers = dict(err.headers)
     if err.status == 401:
         headers["WWW-Authenticate"] = 'Bearer client_id="00000002-0000-0ff1-ce00-000000000000"'
@@ -52,7 +55,8 @@ def exchange_error(req: Request, err: ApiError) -> Response:
 def login_error(req: Request, err: ApiError) -> Response:
     trace = str(uuid.uuid4())
     number = err.detail_code or "0"
-    description = f"AADSTS{number}: {err.message} Trace ID: {trace} Correlation ID: {trace} Timestamp: {iso(time.time())}"
+    stamp = iso(time.time())
+    description = f"AADSTS{number}: {err.message} Trace ID: {trace} Correlation ID: {trace} Timestamp: {stamp}"
     body = {"error": err.code, "error_description": description, "error_codes": [int(number)],
             "timestamp": iso(time.time()).replace("T", " ").rstrip("Z") + "Z", "trace_id": trace,
             "correlation_id": trace, "error_uri": "https://login.microsoftonline.com/error?code=" + number}

@@ -1,0 +1,165 @@
+"""The emulator's ASGI application: routing, fault injection, per-route stats, error rendering."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import MutableMapping
+from typing import Any
+
+from .errors import ApiError
+from .faults import Faults
+from .http import Request, Response, Route, Router
+from .routes import control, exchange, graph_delta, graph_directory, graph_users, login, partner_center
+from .routes.shapes import RENDERERS
+from .stats import Stats
+from .throttle import Throttle
+from .tokens import TokenSigner
+from .world import World
+
+log = logging.getLogger("emulator")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_FAMILY_BY_PREFIX = (("/v1.0/", "graph"), ("/v1/", "partner_center"), ("/adminapi/", "exchange"),
+                     ("/_emulator/", "control"))
+_INJECTED = {
+    "graph": {"500": ("generalException", "General exception while processing."),
+              "503": ("serviceNotAvailable", "Service unavailable.")},
+    "partner_center": {"500": ("5000", "An internal server error occurred."),
+                       "503": ("5003", "The service is temporarily unavailable.")},
+    "exchange": {"500": ("Microsoft.Exchange.Data.Storage.StorageTransientException", "A transient error occurred."),
+                 "503": ("Microsoft.Exchange.Data.Storage.ConnectionFailedTransientException",
+                         "The service is temporarily unavailable.")},
+}
+
+
+def build_router() -> Router:
+    return Router([*control.ROUTES, *graph_delta.ROUTES, *graph_directory.ROUTES, *graph_users.ROUTES,
+                   *partner_center.ROUTES, *exchange.ROUTES, *login.ROUTES])
+
+
+class Emulator:
+    """Holds the world and the server-wide machinery; is itself the ASGI callable."""
+
+    def __init__(self, world: World | None = None, *, seed: int | None = None) -> None:
+        self.world = world or World()
+        self.faults = Faults(random.Random(seed))
+        self.stats = Stats()
+        self.throttle = Throttle()
+        self.signer = TokenSigner(self.world.signing_key)
+        self.router = build_router()
+        # Creating tenants checks domain uniqueness across the world, so it is serialised world-wide.
+        self.create_lock = asyncio.Lock()
+
+    def reset(self) -> None:
+        """Empty world, default faults, zero counters, fresh throttle buckets; the signing key stays."""
+        self.world.reset()
+        self.faults.reset()
+        self.stats.reset()
+        self.throttle.reset()
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        method, path = scope["method"], scope["path"]
+        matched = self.router.match(method, path)
+        if matched is None:
+            await self._unrouted(scope, send)
+            return
+        found, params = matched
+        req = Request(scope, params)
+        if method in _BODY_METHODS:
+            req.body = await _read_body(receive)
+        if found.family == "control":
+            await _send(send, await self._handle(found, req))
+            return
+        delay = self.faults.latency_s()
+        if delay:
+            await asyncio.sleep(delay)
+        injected = self.faults.injected_error() if found.family != "login" else None
+        if injected == "drop":
+            self.stats.injected_errors["drop"] += 1
+            self.stats.record(found.key, 0, None)
+            _drop_connection(send)
+            return
+        if injected is not None:
+            self.stats.injected_errors[injected] += 1
+            code, message = _INJECTED[found.family][injected]
+            response = RENDERERS[found.family](req, ApiError(int(injected), code, message))
+        else:
+            response = await self._handle(found, req)
+        self.stats.record(found.key, response.status, req.tenant_id)
+        await _send(send, response)
+
+    async def _handle(self, found: Route, req: Request) -> Response:
+        try:
+            return await found.handler(self, req)
+        except ApiError as refused:
+            return RENDERERS[found.family](req, refused)
+        except (KeyError, ValueError, TypeError) as wrong:
+            if found.family == "control":
+                # Seeds are hand-written: a missing or mistyped field is the caller's error, not a crash.
+                return RENDERERS["control"](req, ApiError(400, "invalid", f"bad request body: {wrong!r}"))
+            log.exception("emulator bug while handling %s %s", req.method, req.path)
+            return RENDERERS[found.family](req, ApiError(500, "InternalServerError", "Emulator error."))
+        except Exception:
+            log.exception("emulator bug while handling %s %s", req.method, req.path)
+            return RENDERERS[found.family](req, ApiError(500, "InternalServerError", "Emulator error."))
+
+    async def _unrouted(self, scope: MutableMapping[str, Any], send: Any) -> None:
+        req = Request(scope, {})
+        family = next((f for prefix, f in _FAMILY_BY_PREFIX if req.path.startswith(prefix)), "control")
+        if self.router.allows_other_method(req.method, req.path):
+            error = ApiError(405, "Request_BadRequest", f"The {req.method} method is not allowed here.")
+        elif family == "graph":
+            segment = req.path.rstrip("/").rsplit("/", 1)[-1]
+            error = ApiError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
+        else:
+            error = ApiError(404, "1000" if family == "partner_center" else "NotFound", "Resource not found.")
+        if family != "control":
+            self.stats.record(f"{req.method} <unrouted>", error.status, None)
+        await _send(send, RENDERERS[family](req, error))
+
+
+def create_app(world: World | None = None) -> Emulator:
+    return Emulator(world)
+
+
+async def _read_body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _send(send: Any, response: Response) -> None:
+    headers = response.headers
+    headers.append((b"content-length", str(len(response.body)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+def _drop_connection(send: Any) -> None:
+    """Close the socket without an answer, as a flaky network does. Uvicorn's send is bound to its
+    request cycle, which holds the transport; without one (in-process tests) raise instead."""
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if cycle is None or transport is None:
+        raise ConnectionResetError("emulator dropped the connection (fault injection)")
+    transport.abort()
+    # Tell uvicorn the peer is gone, or it would log and try to answer 500 on the dead socket.
+    cycle.disconnected = True
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

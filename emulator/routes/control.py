@@ -1,0 +1,177 @@
+"""The `/_emulator` control API: reset, partners, tenants and their users, faults, stats."""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ..clock import iso
+from ..errors import ApiError
+from ..http import Request, Response, empty, json_response, route
+from ..tenant import Tenant
+from ..users import new_user_data
+
+if TYPE_CHECKING:
+    from ..app import Emulator
+
+_GENERATE_MAX = 200_000
+
+
+def _tenant(em: Emulator, tenant_id: str) -> Tenant:
+    tenant = em.world.tenants.get(tenant_id)
+    if tenant is None:
+        raise ApiError(404, "not_found", f"no tenant {tenant_id}")
+    return tenant
+
+
+async def reset(em: Emulator, req: Request) -> Response:
+    em.reset()
+    return empty(204)
+
+
+async def add_partner(em: Emulator, req: Request) -> Response:
+    return json_response(em.world.add_partner(req.json_object()).view(), 201)
+
+
+async def list_partners(em: Emulator, req: Request) -> Response:
+    return json_response({"items": [p.view() for p in em.world.partners.values()]})
+
+
+async def create_tenant(em: Emulator, req: Request) -> Response:
+    async with em.create_lock:
+        tenant = em.world.create_tenant(req.json_object(), now=time.time())
+    return json_response(tenant.control_view(), 201)
+
+
+async def list_tenants(em: Emulator, req: Request) -> Response:
+    return json_response({"items": [t.control_view(with_users=False) for t in em.world.tenants.values()]})
+
+
+async def get_tenant(em: Emulator, req: Request) -> Response:
+    tenant = _tenant(em, req.params["tenant"])
+    tenant.settle(time.time())
+    return json_response(tenant.control_view(with_users=req.query.get("users", "true") != "false"))
+
+
+async def patch_tenant(em: Emulator, req: Request) -> Response:
+    tenant = _tenant(em, req.params["tenant"])
+    async with tenant.lock:
+        em.world.update_tenant(tenant, req.json_object(), now=time.time())
+    return json_response(tenant.control_view())
+
+
+async def delete_tenant(em: Emulator, req: Request) -> Response:
+    _tenant(em, req.params["tenant"])
+    del em.world.tenants[req.params["tenant"]]
+    return empty(204)
+
+
+async def patch_user(em: Emulator, req: Request) -> Response:
+    """A change made in Entra directly (not through the engine); it shows in users/delta."""
+    tenant = _tenant(em, req.params["tenant"])
+    body = req.json_object()
+    async with tenant.lock:
+        user = tenant.find_user(req.params["user"])
+        if user is None:
+            raise ApiError(404, "not_found", f"no user {req.params['user']}")
+        mailbox = body.pop("mailbox", None)
+        upn = body.pop("userPrincipalName", None)
+        if upn and upn != user.upn:
+            if tenant.by_upn.get(str(upn).lower(), user.id) != user.id:
+                raise ApiError(409, "conflict", f"{upn} belongs to another user")
+            del tenant.by_upn[user.upn.lower()]
+            user.data["userPrincipalName"] = upn
+            tenant.by_upn[str(upn).lower()] = user.id
+        user.data.update({k: v for k, v in body.items() if k not in ("id", "assignedLicenses")})
+        if mailbox is not None:
+            tenant.seed_mailbox(user, str(mailbox))
+        tenant.touch(user)
+    return json_response(user.control_view())
+
+
+async def delete_user(em: Emulator, req: Request) -> Response:
+    tenant = _tenant(em, req.params["tenant"])
+    async with tenant.lock:
+        user = tenant.find_user(req.params["user"])
+        if user is None:
+            raise ApiError(404, "not_found", f"no user {req.params['user']}")
+        tenant.delete_user(user)
+    return empty(204)
+
+
+async def generate_users(em: Emulator, req: Request) -> Response:
+    """Many plain users at once, for benchmarks: `{count, licensed_sku?, domain?, prefix?}`."""
+    tenant = _tenant(em, req.params["tenant"])
+    body = req.json_object()
+    count = body.get("count")
+    if not isinstance(count, int) or not 0 < count <= _GENERATE_MAX:
+        raise ApiError(400, "invalid", f"count must be an integer in 1..{_GENERATE_MAX}")
+    domain = str(body.get("domain") or tenant.initial_domain)
+    prefix = str(body.get("prefix") or "user")
+    sku = tenant.skus.get(str(body.get("licensed_sku"))) if body.get("licensed_sku") else None
+    if body.get("licensed_sku") and sku is None:
+        raise ApiError(400, "invalid", f"no SKU {body['licensed_sku']} in the tenant")
+    async with tenant.lock:
+        if sku is not None and sku.free < count:
+            raise ApiError(400, "invalid", f"{sku.part_number} has {sku.free} free seats, not {count}")
+        now = time.time()
+        ids = []
+        start = len(tenant.users)
+        for n in range(start, start + count):
+            name = f"{prefix}{n:06d}"
+            upn = f"{name}@{domain}"
+            if upn.lower() in tenant.by_upn:
+                continue
+            licences = [{"skuId": sku.sku_id, "disabledPlans": []}] if sku else []
+            data = new_user_data({"userPrincipalName": upn, "displayName": name, "mailNickname": name,
+                                  "givenName": name, "surname": "Generated", "usageLocation": "US",
+                                  "assignedLicenses": licences}, iso(now))
+            user = tenant.add_user(data, now=now, lag=0, password=None, require_verified=False)
+            tenant.consume_seats(user)
+            tenant.seed_mailbox(user, None)
+            ids.append(user.id)
+    return json_response({"created": len(ids), "first_id": ids[0] if ids else None,
+                          "last_id": ids[-1] if ids else None}, 201)
+
+
+async def get_faults(em: Emulator, req: Request) -> Response:
+    return json_response(em.faults.view())
+
+
+async def put_faults(em: Emulator, req: Request) -> Response:
+    em.faults.update(req.json_object())
+    return json_response(em.faults.view())
+
+
+async def get_stats(em: Emulator, req: Request) -> Response:
+    return json_response(em.stats.view())
+
+
+async def reset_stats(em: Emulator, req: Request) -> Response:
+    em.stats.reset()
+    return empty(204)
+
+
+async def expire_delta_tokens(em: Emulator, req: Request) -> Response:
+    """Forget every delta and paging cursor: the next use of one answers like an expired token."""
+    em.world.cursors.clear()
+    return empty(204)
+
+
+ROUTES = [
+    route("POST", "/_emulator/reset", reset, "control"),
+    route("POST", "/_emulator/partners", add_partner, "control"),
+    route("GET", "/_emulator/partners", list_partners, "control"),
+    route("POST", "/_emulator/tenants", create_tenant, "control"),
+    route("GET", "/_emulator/tenants", list_tenants, "control"),
+    route("GET", "/_emulator/tenants/{tenant}", get_tenant, "control"),
+    route("PATCH", "/_emulator/tenants/{tenant}", patch_tenant, "control"),
+    route("DELETE", "/_emulator/tenants/{tenant}", delete_tenant, "control"),
+    route("POST", "/_emulator/tenants/{tenant}/users:generate", generate_users, "control"),
+    route("PATCH", "/_emulator/tenants/{tenant}/users/{user}", patch_user, "control"),
+    route("DELETE", "/_emulator/tenants/{tenant}/users/{user}", delete_user, "control"),
+    route("GET", "/_emulator/faults", get_faults, "control"),
+    route("PUT", "/_emulator/faults", put_faults, "control"),
+    route("GET", "/_emulator/stats", get_stats, "control"),
+    route("POST", "/_emulator/stats/reset", reset_stats, "control"),
+    route("POST", "/_emulator/delta/expire", expire_delta_tokens, "control"),
+]

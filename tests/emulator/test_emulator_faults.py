@@ -1,0 +1,123 @@
+"""The difficulties, switched on through PUT /_emulator/faults: throttling, lag, mailbox delay, errors."""
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from .emulator_world import BASIC_SKU_ID, World, new_user
+
+ADD_BASIC = {"addLicenses": [{"skuId": BASIC_SKU_ID, "disabledPlans": []}], "removeLicenses": []}
+
+
+def _until_throttled(client: httpx.Client, path: str, limit: int = 50) -> httpx.Response:
+    for _ in range(limit):
+        response = client.get(path)
+        if response.status_code == 429:
+            return response
+    raise AssertionError("never throttled")
+
+
+def test_faults_merge_and_validate(world: World) -> None:
+    control = world.control()
+    control.put("/_emulator/faults", json={"latency_ms": {"mean": 5}})
+    merged = control.put("/_emulator/faults", json={"latency_ms": {"jitter": 2}, "error_rate": 0}).json()
+    assert merged["latency_ms"] == {"mean": 5, "jitter": 2}
+    assert control.get("/_emulator/faults").json() == merged
+    assert control.put("/_emulator/faults", json={"nonsense": 1}).status_code == 400
+    assert control.put("/_emulator/faults", json={"error_rate": 2}).status_code == 400
+
+
+def test_throttle_then_recover_when_retry_after_is_honoured(world: World) -> None:
+    world.emulator.set_faults(graph_rate_per_tenant=5)
+    graph = world.graph()
+    throttled = _until_throttled(graph, "/v1.0/domains")
+    assert throttled.json()["error"]["code"] == "TooManyRequests"
+    wait = float(throttled.headers["Retry-After"])
+    assert 0 < wait <= 1
+    time.sleep(wait)
+    assert graph.get("/v1.0/domains").status_code == 200
+    stats = world.emulator.stats()
+    assert stats["throttled"] == 1 and stats["retry_after_violations"] == 0
+    assert stats["by_tenant"][world.tenant_id]["throttled"] == 1
+
+
+def test_ignoring_retry_after_is_a_violation(world: World) -> None:
+    world.emulator.set_faults(graph_rate_per_tenant=2)
+    graph = world.graph()
+    _until_throttled(graph, "/v1.0/users")
+    again = graph.get("/v1.0/users")
+    assert again.status_code == 429 and "Retry-After" in again.headers
+    stats = world.emulator.stats()
+    assert stats["retry_after_violations"] == 1 and stats["throttled"] == 2
+    assert stats["requests"]["GET /v1.0/users"]["429"] == 2
+
+
+def test_partner_center_throttles_per_partner_in_its_own_shape(world: World) -> None:
+    world.emulator.set_faults(partner_center_rate=3)
+    throttled = _until_throttled(world.partner_center(), "/v1/customers")
+    assert throttled.json()["statusCode"] == 429
+    assert throttled.json()["message"].startswith("Rate limit is exceeded.")
+    assert float(throttled.headers["Retry-After"]) > 0
+
+
+def test_replication_lag_hides_a_new_user(world: World) -> None:
+    world.emulator.set_faults(replication_lag_s=0.6)
+    graph = world.graph()
+    user = graph.post("/v1.0/users", json=new_user("late@contoso.com", usageLocation="NL")).json()
+    assert graph.get(f"/v1.0/users/{user['id']}").status_code == 404
+    assert graph.get("/v1.0/users/late@contoso.com").status_code == 404
+    listed = graph.get("/v1.0/users", params={"$filter": "userPrincipalName eq 'late@contoso.com'"}).json()
+    assert listed["value"] == []
+    assert graph.post(f"/v1.0/users/{user['id']}/assignLicense", json=ADD_BASIC).status_code == 404
+    assert graph.patch(f"/v1.0/users/{user['id']}", json={"jobTitle": "x"}).status_code == 404
+    again = graph.post("/v1.0/users", json=new_user("late@contoso.com"))
+    assert again.json()["error"]["details"][0]["code"] == "ObjectConflict"
+    time.sleep(0.65)
+    assert graph.get(f"/v1.0/users/{user['id']}").status_code == 200
+    assert world.emulator.stats()["duplicate_create_attempts"] == 1
+
+
+def test_mailbox_ready_after_its_delay_first_slower(world: World) -> None:
+    world.emulator.set_faults(mailbox_delay_s={"first": 0.8, "next": 0.3})
+    graph = world.graph()
+    first, second = (graph.post("/v1.0/users", json=new_user(f"{n}@contoso.com", usageLocation="NL")).json()
+                     for n in ("first", "second"))
+    graph.post(f"/v1.0/users/{first['id']}/assignLicense", json=ADD_BASIC)
+    graph.post(f"/v1.0/users/{second['id']}/assignLicense", json=ADD_BASIC)
+    assert graph.get(f"/v1.0/users/{first['id']}/mailboxSettings").status_code == 404
+    assert world.emulator.tenant(world.tenant_id)["users"][1]["mailbox"] == "provisioning"
+    time.sleep(0.35)
+    assert graph.get(f"/v1.0/users/{second['id']}/mailboxSettings").status_code == 200
+    assert graph.get(f"/v1.0/users/{first['id']}/mailboxSettings").status_code == 404
+    time.sleep(0.5)
+    assert graph.get(f"/v1.0/users/{first['id']}/mailboxSettings").status_code == 200
+    states = {u["userPrincipalName"]: u["mailbox"] for u in world.emulator.tenant(world.tenant_id)["users"]}
+    assert states["first@contoso.com"] == states["second@contoso.com"] == "ready"
+
+
+def test_error_rate_gives_5xx_or_dropped_connections(world: World) -> None:
+    world.emulator.set_faults(error_rate=1.0)
+    graph = world.graph()  # the token endpoint is not subject to error_rate (token_fail_rate is its knob)
+    outcomes: set[int | str] = set()
+    for _ in range(30):
+        try:
+            outcomes.add(graph.get("/v1.0/domains").status_code)
+        except httpx.TransportError:
+            outcomes.add("dropped")
+    assert outcomes <= {500, 503, "dropped"} and len(outcomes) >= 2
+    assert world.control().get("/_emulator/stats").status_code == 200  # control API never fails
+    assert sum(world.emulator.stats()["injected_errors"].values()) == 30
+
+
+def test_token_fail_rate_and_latency(world: World) -> None:
+    world.emulator.set_faults(token_fail_rate=1.0)
+    failed = world.control().post(f"/{world.tenant_id}/oauth2/v2.0/token", data={
+        "grant_type": "client_credentials", "client_id": world.client_id, "client_secret": world.client_secret,
+        "scope": "https://graph.microsoft.com/.default"})
+    assert failed.status_code == 503 and failed.json()["error"] == "temporarily_unavailable"
+    world.emulator.set_faults(token_fail_rate=0, latency_ms={"mean": 150, "jitter": 0})
+    graph = world.graph()
+    started = time.monotonic()
+    graph.get("/v1.0/domains")
+    assert time.monotonic() - started >= 0.15
