@@ -2,6 +2,7 @@
 a service provider, plans and a customer in the database. Idempotent across restarts."""
 from __future__ import annotations
 
+import ssl
 import uuid
 from pathlib import Path
 
@@ -39,7 +40,8 @@ def seed_demo(*, emulator_root: str, ca_path: str, var: Path) -> str:
         if sp is None:
             partner = {"tenant_id": str(uuid.uuid4()), "client_id": str(uuid.uuid4()),
                        "client_secret": "demo-" + uuid.uuid4().hex}
-            with httpx.Client(base_url=emulator_root, verify=ca_path, timeout=30) as emu:
+            trust = ssl.create_default_context(cafile=ca_path)
+            with httpx.Client(base_url=emulator_root, verify=trust, timeout=30) as emu:
                 emu.post("/_emulator/partners", json=partner).raise_for_status()
                 for tenant in _demo_tenants(partner["tenant_id"]):
                     emu.post("/_emulator/tenants", json=tenant).raise_for_status()

@@ -5,6 +5,7 @@ import contextlib
 import os
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -119,7 +120,8 @@ def run_dev(*, api_port: int, flower_port: int, emulator_port: int, concurrency:
         sup.start("emulator", "emulator", "--port", str(emulator_port), "--ca-out", str(ca),
                   "--state", str(var_dir / "emulator-state.json"))
         _wait_for(ca.exists, 30, "the emulator's CA")
-        _wait_for(lambda: httpx.get(f"https://127.0.0.1:{emulator_port}/_emulator/stats", verify=str(ca)).is_success,
+        trust = ssl.create_default_context(cafile=str(ca))
+        _wait_for(lambda: httpx.get(f"https://127.0.0.1:{emulator_port}/_emulator/stats", verify=trust).is_success,
                   30, "the emulator")
         sup.say("dev", "migrating the database")
         subprocess.run([sys.executable, "-m", "shared.cli", "migrate"], env=env, check=True)
