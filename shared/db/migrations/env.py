@@ -29,6 +29,10 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = build_engine(_url(), pooled=False)
     with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # Several pods may run `provisioner migrate` at once (init containers): one at a time.
+            connection.exec_driver_sql("SELECT pg_advisory_lock(7365021)")
+            connection.commit()
         # Batch mode lets ALTERs work on SQLite (the embedded default) too.
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
                           compare_type=True)
