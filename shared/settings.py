@@ -64,6 +64,16 @@ class Settings(BaseSettings):
     # Countdowns above this become durable timers (Redis redelivers after its visibility timeout).
     max_countdown_s: float = Field(default=120.0, gt=0)
     sync_dispatch_interval_s: float = Field(default=60.0, gt=0)
+    # A queued or running request nobody touched for this long lost its message: the reconciler re-drives it.
+    redrive_after_s: float = Field(default=300.0, gt=0)
+    reconcile_batch: int = Field(default=500, ge=1)
+    # Consecutive short retries (throttling, transient errors) of one step before the request fails.
+    max_step_retries: int = Field(default=30, ge=1)
+    # After a user create whose answer was lost, look for the user this long before creating again.
+    create_confirm_s: float = Field(default=120.0, gt=0)
+    # A new tenant's tokens may be refused for a few minutes after Partner Center creates it.
+    tenant_ready_poll_s: float = Field(default=30.0, gt=0)
+    tenant_ready_deadline_s: float = Field(default=1800.0, gt=0)
 
     # API.
     api_max_body_bytes: int = Field(default=2_000_000, gt=0)

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
@@ -15,7 +15,6 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt
 from shared.microsoft.credentials import PartnerCredential
 from shared.microsoft.errors import (
     MicrosoftError,
-    Service,
     Throttled,
     Transient,
     error_from_response,
@@ -39,19 +38,21 @@ log = logging.getLogger("shared.microsoft")
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _IDEMPOTENT_METHODS = {"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
+ApiName = Literal["graph", "partner_center", "exchange"]
+
 
 @dataclass(frozen=True)
 class Api:
     """One Microsoft API: where it lives, which token it takes, how fast one key may call it."""
 
-    service: Service
+    service: ApiName
     base_url: str
     scope: str
     rate: float
     burst: float
 
     @classmethod
-    def all_from(cls, settings: Settings) -> dict[Service, Api]:
+    def all_from(cls, settings: Settings) -> dict[ApiName, Api]:
         return {
             "graph": cls("graph", f"{settings.ms_graph_url}/v1.0", settings.ms_graph_scope,
                          settings.graph_rate_per_tenant, settings.graph_burst_per_tenant),
@@ -97,7 +98,7 @@ class Caller:
         self._max_wait = settings.retry_max_wait_s
         self._budget = settings.retry_budget_s
 
-    def call(self, service: Service, *, credential: PartnerCredential, token_tenant: str, limit_key: str,
+    def call(self, service: ApiName, *, credential: PartnerCredential, token_tenant: str, limit_key: str,
              method: str, url: str, params: Mapping[str, Any] | None = None, json: Any = None,
              headers: Mapping[str, str] | None = None, idempotent: bool | None = None) -> httpx.Response:
         """Send one operation, retrying Throttled/Transient within the budget; 2xx response or typed error.

@@ -11,6 +11,11 @@ import redis
 from shared.microsoft.errors import Transient
 from shared.settings import Settings
 
+# Float time near 1.7e9 s is only exact to ~0.2 µs: a bucket a hair short of a token counts as full,
+# and a wait is never shorter than a millisecond (no busy loop on rounding dust).
+TOKEN_EPSILON = 1e-6
+MIN_WAIT_S = 0.001
+
 
 class Limiter(Protocol):
     """Throttling state for one key (an API and a tenant or partner, e.g. ``graph:<tenant id>``)."""
@@ -45,11 +50,11 @@ class LocalLimiter:
                 return blocked
             tokens, last = self._buckets.get(key, (burst, now))
             tokens = min(burst, tokens + max(0.0, now - last) * rate)
-            if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, now)
+            if tokens >= 1.0 - TOKEN_EPSILON:
+                self._buckets[key] = (max(0.0, tokens - 1.0), now)
                 return 0.0
             self._buckets[key] = (tokens, now)
-            return (1.0 - tokens) / rate
+            return max(MIN_WAIT_S, (1.0 - tokens) / rate)
 
     def block_until(self, key: str, unix_ts: float) -> None:
         with self._lock:
@@ -73,7 +78,8 @@ local tokens = tonumber(b[1]) or burst
 local last = tonumber(b[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - last) * rate)
 local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+if tokens >= 1 - tonumber(ARGV[3]) then tokens = math.max(0, tokens - 1)
+else wait = math.max(tonumber(ARGV[4]), (1 - tokens) / rate) end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 60000)
 return tostring(wait)
@@ -114,7 +120,8 @@ class RedisLimiter:
 
     def acquire(self, key: str, rate: float, burst: float) -> float:
         bucket, blocked = self._keys(key)
-        return float(self._run(self._acquire, [bucket, blocked], [repr(float(rate)), repr(float(burst))]))
+        args = [repr(float(rate)), repr(float(burst)), repr(TOKEN_EPSILON), repr(MIN_WAIT_S)]
+        return float(self._run(self._acquire, [bucket, blocked], args))
 
     def block_until(self, key: str, unix_ts: float) -> None:
         # Sent as a duration so the writer's clock skew against Redis does not move the window.

@@ -1,0 +1,56 @@
+"""Fixtures for the Microsoft clients: a fake clock, a fake Microsoft behind httpx.MockTransport."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+
+from shared.microsoft.credentials import PartnerCredential
+from shared.microsoft.factory import MicrosoftClients
+from shared.microsoft.limiter import LocalLimiter
+from shared.settings import Settings
+from tests.shared.microsoft.ms_fakes import PARTNER, SECRET, FakeClock, FakeMicrosoft, require_redis
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for name in list(os.environ):
+        if name.startswith("MS_") or name in ("REDIS_URL",):
+            monkeypatch.delenv(name)
+    return Settings(environment="test", retry_max_attempts=6, retry_max_wait_s=30.0, retry_budget_s=60.0,
+                    graph_rate_per_tenant=1000.0, graph_burst_per_tenant=100.0)
+
+
+@pytest.fixture
+def fake() -> FakeMicrosoft:
+    return FakeMicrosoft()
+
+
+@pytest.fixture
+def credential() -> PartnerCredential:
+    return PartnerCredential(PARTNER, "app-client-id", SECRET)
+
+
+@pytest.fixture
+def ms(settings: Settings, fake: FakeMicrosoft, clock: FakeClock) -> Iterator[MicrosoftClients]:
+    http = httpx.Client(transport=httpx.MockTransport(fake))
+    clients = MicrosoftClients(settings, http_client=http, limiter=LocalLimiter(clock.now),
+                               sleep=clock.sleep, clock=clock.now)
+    yield clients
+    http.close()
+
+
+@pytest.fixture
+def redis_db() -> Iterator[redis.Redis]:
+    client = require_redis()
+    yield client
+    client.flushdb()
+    client.close()
