@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     # Countdowns above this become durable timers (Redis redelivers after its visibility timeout).
     max_countdown_s: float = Field(default=120.0, gt=0)
     sync_dispatch_interval_s: float = Field(default=60.0, gt=0)
+    # A sync claim not renewed for this long belongs to a dead process and may be taken over.
+    sync_stale_claim_s: float = Field(default=900.0, gt=0)
+    # Users reconciled per statement; Graph delta pages are asked for at most sync_page_size users.
+    sync_batch_size: int = Field(default=1000, ge=1, le=5000)
+    sync_page_size: int = Field(default=999, ge=1, le=999)
     # A queued or running request nobody touched for this long lost its message: the reconciler re-drives it.
     redrive_after_s: float = Field(default=300.0, gt=0)
     reconcile_batch: int = Field(default=500, ge=1)
@@ -93,6 +98,14 @@ class Settings(BaseSettings):
     notify_email_to: str | None = None
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    # Outbox sending: a message failing this many times is dead; retries back off exponentially.
+    outbox_max_attempts: int = Field(default=10, ge=1)
+    outbox_retry_base_s: float = Field(default=30.0, gt=0)
+    outbox_retry_max_s: float = Field(default=3600.0, gt=0)
+    # A claimed message whose sender died is due again after this long.
+    outbox_claim_s: float = Field(default=300.0, gt=0)
     log_json: bool = False
     log_level: str = "INFO"
 

@@ -43,9 +43,9 @@ class GraphClient:
                                  limit_key=f"graph:{tenant}", method=method,
                                  url=url if url.startswith("https://") else self._base + url, **kw)
 
-    def _fetch(self, tenant: str | None = None) -> FetchPage:
+    def _fetch(self, tenant: str | None = None, headers: Mapping[str, str] | None = None) -> FetchPage:
         def fetch(url: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
-            return dict(self._call("GET", url, tenant=tenant, params=params).json())
+            return dict(self._call("GET", url, tenant=tenant, params=params, headers=headers).json())
         return fetch
 
     def _get_all(self, path: str, params: Mapping[str, Any] | None = None,
@@ -106,8 +106,14 @@ class GraphClient:
         params = {"$top": str(min(top, MAX_USERS_PAGE)), **_select(select)}
         return iter_pages(self._fetch(), self._base + "/users", params, self._base)
 
-    def users_delta(self, delta_link: str | None = None, select: Sequence[str] | None = None) -> DeltaPages:
-        """A delta round: from scratch without a link, else only the changes since it."""
+    def users_delta(self, delta_link: str | None = None, select: Sequence[str] | None = None,
+                    page_size: int | None = None) -> DeltaPages:
+        """A delta round: from scratch without a link, else only the changes since it.
+
+        `page_size` asks for bigger pages (`Prefer: odata.maxpagesize`; delta ignores $top);
+        Graph may cap it lower, so callers must not rely on the size they asked for.
+        """
+        headers = {"Prefer": f"odata.maxpagesize={page_size}"} if page_size else None
         if delta_link:
-            return DeltaPages(self._fetch(), delta_link, None, self._base)
-        return DeltaPages(self._fetch(), self._base + "/users/delta", _select(select), self._base)
+            return DeltaPages(self._fetch(headers=headers), delta_link, None, self._base)
+        return DeltaPages(self._fetch(headers=headers), self._base + "/users/delta", _select(select), self._base)

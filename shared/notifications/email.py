@@ -1,0 +1,74 @@
+"""Notification emails over SMTP: "user provisioned" (with the temporary password) and "request failed"."""
+from __future__ import annotations
+
+import json
+import smtplib
+import ssl
+from email.message import EmailMessage
+from typing import Any
+
+from shared.settings import Settings
+
+USER_PROVISIONED, REQUEST_FAILED = "user.provisioned", "request.failed"
+
+
+class EmailNotConfigured(Exception):
+    """SMTP_HOST or the recipient (NOTIFY_EMAIL_TO, or `to` in the payload) is missing."""
+
+
+def recipient(payload: dict[str, Any], settings: Settings) -> str | None:
+    return str(payload.get("to") or settings.notify_email_to or "") or None
+
+
+def build_message(topic: str, payload: dict[str, Any], settings: Settings, *,
+                  password: str | None = None) -> EmailMessage:
+    """The email for an outbox message; `password` (decrypted by the caller) goes only into the body."""
+    to = recipient(payload, settings)
+    if not to:
+        raise EmailNotConfigured("no recipient: set NOTIFY_EMAIL_TO")
+    subject, body = _content(topic, payload, password)
+    msg = EmailMessage()
+    msg["From"] = settings.smtp_from
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg.set_content(body)
+    return msg
+
+
+def _content(topic: str, payload: dict[str, Any], password: str | None) -> tuple[str, str]:
+    if topic == USER_PROVISIONED:
+        upn = payload.get("upn") or "(unknown user)"
+        lines = [f"The user {payload.get('display_name') or upn} <{upn}> is provisioned in Microsoft 365.", ""]
+        if password:
+            lines += [f"Temporary password: {password}",
+                      "The user must change it at the first sign-in. This email is its only copy: "
+                      "the provisioner does not keep it.", ""]
+        lines.append(f"Request: {payload.get('request_id')}")
+        return f"User provisioned: {upn}", "\n".join(lines) + "\n"
+    if topic == REQUEST_FAILED:
+        kind, request_id = payload.get("kind") or "request", payload.get("request_id")
+        fields = ("request_id", "kind", "customer_id", "user_id", "step", "error_code", "error_message",
+                  "finished_at")
+        lines = [f"The {kind} request {request_id} failed.", ""]
+        lines += [f"{name}: {payload[name]}" for name in fields if payload.get(name) is not None]
+        return f"Request failed: {kind} {request_id}", "\n".join(lines) + "\n"
+    return f"Provisioner: {topic}", json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def send_email(msg: EmailMessage, settings: Settings) -> None:
+    """One SMTP session per message: SSL from the start (SMTP_SSL) or upgraded (SMTP_STARTTLS)."""
+    if not settings.smtp_host:
+        raise EmailNotConfigured("SMTP_HOST is not set")
+    context = ssl.create_default_context()
+    timeout = settings.smtp_timeout_s
+    smtp: smtplib.SMTP
+    if settings.smtp_ssl:
+        smtp = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=timeout, context=context)
+    else:
+        smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
+    with smtp:
+        if settings.smtp_starttls and not settings.smtp_ssl:
+            smtp.starttls(context=context)
+        if settings.smtp_username:
+            smtp.login(settings.smtp_username, settings.smtp_password or "")
+        smtp.send_message(msg)
