@@ -9,6 +9,9 @@ from kombu import Exchange, Queue
 from shared.settings import Settings, get_settings
 
 QUEUES = ("provisioning", "polling", "sync")
+# Celery's default queue: nothing is routed there, but it is declared so a worker started with
+# `-Q provisioning,polling,sync,celery` (the compose file, the contract smoke) is accepted.
+DEFAULT_QUEUE = "celery"
 
 # Every task in worker.tasks declares its queue here, in one place, so a typo cannot pass silently.
 ROUTES = {
@@ -77,7 +80,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_enable_soft_shutdown_on_idle": True,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "task_default_queue": "provisioning",
-        "task_queues": [Queue(q, Exchange(q), routing_key=q) for q in QUEUES],
+        "task_queues": [Queue(q, Exchange(q), routing_key=q) for q in (*QUEUES, DEFAULT_QUEUE)],
         "task_routes": ROUTES,
         "task_create_missing_queues": False,
         "beat_schedule": beat_schedule(settings),

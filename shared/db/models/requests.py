@@ -29,6 +29,8 @@ class ProvisioningRequest(IdMixin, TimestampMixin, Base):
     current_step: Mapped[str | None] = mapped_column(String(40), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     deliveries: Mapped[int] = mapped_column(Integer, default=0)
+    # Consecutive short retries (throttled, transient) of the current step; reset when it moves on.
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(120), nullable=True)

@@ -1,0 +1,1 @@
+"""Exchange Online mailboxes: waiting for them to exist, then the mailbox work (aliases)."""

@@ -1,0 +1,44 @@
+"""notify: the last step writes the outbox rows in the transaction that marks the request succeeded."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from shared.db.models import User, UserService
+from shared.notifications import outbox
+from shared.pipeline.context import StepContext
+from shared.pipeline.outcomes import Done
+from shared.requests import kinds
+from shared.security import decrypt
+
+
+def notify(ctx: StepContext) -> Done:
+    req = ctx.request
+    payload = {**outbox.request_payload(req), "state": kinds.SUCCEEDED, "step": None,
+               "finished_at": ctx.now.isoformat()}
+    outbox.enqueue(ctx.session, outbox.WEBHOOK, "request.state_changed", payload)
+    emailed = False
+    if req.kind == kinds.USER_PROVISION and req.user_id:
+        emailed = _user_provisioned(ctx)
+    return Done(note="notification queued" + (" (webhook and email)" if emailed else " (webhook)"))
+
+
+def _user_provisioned(ctx: StepContext) -> bool:
+    """Email the user's details (and the password we set) if configured; the stored password goes now.
+
+    The email's copy of the password lives, encrypted, in its outbox row until the sender wipes it,
+    so the user service never keeps one once the user exists.
+    """
+    req = ctx.request
+    user = ctx.session.get(User, req.user_id)
+    services = ctx.session.scalars(select(UserService).where(UserService.user_id == req.user_id)).all()
+    to = ctx.settings.notify_email_to
+    if to and user is not None:
+        held = next((s.temp_password_enc for s in services if s.temp_password_enc), None)
+        secret = decrypt(held) if held and ctx.context.get("user_created") else None
+        outbox.enqueue(ctx.session, outbox.EMAIL, "user.provisioned",
+                       {"request_id": req.id, "user_id": user.id, "to": to, "upn": user.entra_upn or user.upn,
+                        "display_name": user.display_name, "password_included": secret is not None},
+                       secret=secret)
+    for service in services:
+        service.temp_password_enc = None
+    return bool(to)

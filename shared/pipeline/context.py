@@ -1,0 +1,65 @@
+"""The one argument of every step: its session, request, step row, settings, Microsoft and the clock."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from shared.db.models import ProvisioningRequest, RequestStep
+from shared.microsoft.errors import MicrosoftError
+from shared.pipeline.ports import Microsoft
+from shared.settings import Settings
+
+Checkpointer = Callable[[dict[str, Any]], None]
+
+
+def describe_error(exc: MicrosoftError) -> dict[str, Any]:
+    """What a step row keeps of a Microsoft error: already scrubbed of tokens by shared.microsoft."""
+    return {"type": type(exc).__name__, "status": exc.status, "code": exc.code,
+            "message": exc.message, "request_id": exc.request_id}
+
+
+@dataclass
+class StepContext:
+    session: Session
+    request: ProvisioningRequest
+    step: RequestStep
+    settings: Settings
+    microsoft: Microsoft
+    now: datetime
+    # Commits context values at once, outside the step's transaction (see checkpoint()).
+    checkpointer: Checkpointer | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.request.params or {}
+
+    @property
+    def context(self) -> dict[str, Any]:
+        return self.request.context or {}
+
+    def remember(self, **values: Any) -> None:
+        """Keep what the step learned for later steps; committed with the step's outcome."""
+        # A new dict, because in-place changes to a JSON column are not tracked.
+        self.request.context = {**self.context, **values}
+
+    def checkpoint(self, **values: Any) -> None:
+        """Make `values` durable now, before a call whose answer may be lost (e.g. a user create)."""
+        self.remember(**values)
+        if self.checkpointer is not None:
+            self.checkpointer(values)
+
+    def note_error(self, exc: MicrosoftError) -> None:
+        self.step.microsoft_error = describe_error(exc)
+
+    def after(self, seconds: float) -> datetime:
+        return self.now + timedelta(seconds=seconds)
+
+    def seconds_since(self, iso: str | None) -> float:
+        if not iso:
+            return float("inf")
+        return (self.now - datetime.fromisoformat(iso)).total_seconds()

@@ -1,0 +1,183 @@
+"""Running one step of one request: claim it, run it in its own unit of work, record the outcome."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.db.models import ProvisioningRequest, RequestStep
+from shared.db.types import utcnow
+from shared.db.uow import UnitOfWork
+from shared.microsoft.errors import MicrosoftError
+from shared.pipeline import finish, record, registry
+from shared.pipeline.claim import Claim, LeaseLost, lease_is_ours, start_attempt, step_row, try_claim
+from shared.pipeline.context import StepContext, describe_error
+from shared.pipeline.errors import classify
+from shared.pipeline.outcomes import Blocked, Done, Failed, Retry, Wait
+from shared.pipeline.ports import Microsoft
+from shared.requests import kinds
+from shared.requests.dispatch import publish_after_commit
+from shared.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+PR = ProvisioningRequest
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: Literal["continue", "halt", "retry"]
+    countdown: float = 0.0
+    reason: str = ""
+
+
+def _halt(reason: str) -> Verdict:
+    return Verdict("halt", reason=reason)
+
+
+class Engine:
+    """Runs steps for the worker (or a test) with injected Microsoft clients, settings and sessions.
+
+    1. Claim (own transaction): a conditional UPDATE takes the lease when the message's step is the
+       current step and no live lease exists; every claim counts a delivery. A step that already
+       succeeded is skipped (the chain continues); anything else that cannot be claimed halts the chain.
+       A step delivered more than `max_deliveries` times without an outcome fails as `poison_message`.
+    2. Run (own transaction): the step function gets a StepContext; its writes and the outcome commit
+       together, after checking under a row lock that the lease is still ours.
+    3. Verdict for the task: continue the chain, halt it (wait, blocked, failed, not ours), or retry
+       with a countdown (throttled, transient, replication lag).
+    """
+
+    def __init__(self, microsoft: Microsoft, *, settings: Settings | None = None,
+                 session_factory: sessionmaker[Session] | None = None,
+                 clock: Callable[[], datetime] = utcnow,
+                 retryable: tuple[type[BaseException], ...] = ()) -> None:
+        self.microsoft = microsoft
+        self.settings = settings or get_settings()
+        self._factory = session_factory
+        self._clock = clock
+        # Exceptions from the host (e.g. Celery's soft time limit) that mean "try again soon".
+        self._retryable = retryable
+
+    def _uow(self) -> UnitOfWork:
+        return UnitOfWork(self._factory)
+
+    def run(self, request_id: str, step_name: str) -> Verdict:
+        claim_or_verdict = self._claim(request_id, step_name)
+        if isinstance(claim_or_verdict, Verdict):
+            return claim_or_verdict
+        return self._run(request_id, step_name, claim_or_verdict)
+
+    # -- 1. claim ---------------------------------------------------------------------------------
+    def _claim(self, request_id: str, step_name: str) -> Claim | Verdict:
+        now = self._clock()
+        with self._uow() as uow:
+            s = uow.session
+            parent_id = s.scalar(select(PR.parent_id).where(PR.id == request_id))
+            if parent_id is not None:
+                gate = self._parent_gate(s, request_id, parent_id, now)
+                if gate is not None:
+                    uow.commit()
+                    return gate
+            claim = try_claim(s, request_id, step_name, now=now, lease_seconds=self.settings.lease_seconds)
+            if claim is None:
+                return self._why_not(s, request_id, step_name)
+            if claim.deliveries > self.settings.max_deliveries:
+                req = s.get(PR, request_id)
+                assert req is not None
+                finish.fail_request(s, req, "poison_message",
+                                    f"delivered {claim.deliveries - 1} times without finishing", now=now)
+                uow.commit()
+                log.error("request %s step %s failed as a poison message", request_id, step_name)
+                return _halt("poison")
+            start_attempt(s, request_id, step_name, now)
+            uow.commit()
+            return claim
+
+    def _parent_gate(self, s: Session, request_id: str, parent_id: str, now: datetime) -> Verdict | None:
+        """Children of an onboarding request start once it succeeded, and fail when it failed."""
+        parent_state = s.scalar(select(PR.state).where(PR.id == parent_id))
+        if parent_state == kinds.SUCCEEDED:
+            return None
+        req = s.get(PR, request_id)
+        if req is not None and parent_state in (kinds.FAILED, kinds.CANCELLED, None) \
+                and req.state in kinds.ACTIVE_STATES:
+            finish.fail_request(s, req, "parent_failed", f"onboarding request {parent_id} did not succeed", now=now)
+            return _halt("parent failed")
+        return _halt("parent not finished")
+
+    def _why_not(self, s: Session, request_id: str, step_name: str) -> Verdict:
+        s.expire_all()
+        req = s.get(PR, request_id)
+        step = step_row(s, request_id, step_name)
+        if req is None or step is None:
+            return _halt("no such request or step")
+        if req.state in kinds.ACTIVE_STATES and step.state in (kinds.STEP_SUCCEEDED, kinds.STEP_SKIPPED):
+            return Verdict("continue", reason="step already done")
+        return _halt(f"request {req.state} at {req.current_step}, lease until {req.lease_until}")
+
+    # -- 2. run -----------------------------------------------------------------------------------
+    def _run(self, request_id: str, step_name: str, claim: Claim) -> Verdict:
+        now = self._clock()
+        with self._uow() as uow:
+            s = uow.session
+            req = s.get(PR, request_id)
+            assert req is not None
+            step = next(row for row in req.steps if row.name == step_name)  # steps load with the request
+            ctx = StepContext(s, req, step, self.settings, self.microsoft, now,
+                              checkpointer=lambda _values: self._checkpoint(uow, request_id, claim.token))
+            started = time.perf_counter()
+            microsoft_error: dict[str, Any] | None = None
+            outcome: Done | Wait | Blocked | Failed | Retry
+            try:
+                outcome = registry.step_function(step_name)(ctx)
+            except LeaseLost:
+                uow.rollback()
+                return _halt("lease lost")
+            except Exception as exc:
+                outcome = classify(exc, step_name, retries=req.retries or 0, settings=self.settings,
+                                   retryable=self._retryable)
+                if isinstance(exc, MicrosoftError):
+                    microsoft_error = describe_error(exc)
+                if isinstance(outcome, Failed) and outcome.code == "internal_error":
+                    log.exception("step %s of request %s raised", step_name, request_id)
+                uow.rollback()  # the step's partial writes go; only the outcome is recorded
+            elapsed_ms = int((time.perf_counter() - started) * 1000)
+            if not lease_is_ours(s, request_id, claim.token):
+                uow.rollback()
+                log.warning("request %s step %s: lease lost, outcome dropped", request_id, step_name)
+                return _halt("lease lost")
+            if microsoft_error is not None:
+                step.microsoft_error = microsoft_error
+            verdict = self._record(uow, req, step, outcome, elapsed_ms)
+            uow.commit()
+            return verdict
+
+    def _checkpoint(self, uow: UnitOfWork, request_id: str, token: str) -> None:
+        if not lease_is_ours(uow.session, request_id, token):
+            raise LeaseLost(request_id)
+        uow.commit()
+
+    def _record(self, uow: UnitOfWork, req: ProvisioningRequest, step: RequestStep,
+                outcome: Done | Wait | Blocked | Failed | Retry, elapsed_ms: int) -> Verdict:
+        s, now = uow.session, self._clock()
+        if isinstance(outcome, Done):
+            publish_after_commit(uow, record.done(s, req, step, outcome, now=now, elapsed_ms=elapsed_ms,
+                                                  settings=self.settings))
+            return _halt("next step waits") if req.state == kinds.WAITING else Verdict("continue")
+        if isinstance(outcome, Wait):
+            record.wait(req, step, outcome, now=now, elapsed_ms=elapsed_ms)
+            return _halt("waiting")
+        if isinstance(outcome, Blocked):
+            record.blocked(req, step, outcome, now=now, elapsed_ms=elapsed_ms)
+            return _halt("blocked")
+        if isinstance(outcome, Failed):
+            record.failed(s, req, step, outcome, now=now, elapsed_ms=elapsed_ms)
+            return _halt("failed")
+        countdown = record.retry(s, req, step, outcome, now=now, elapsed_ms=elapsed_ms, settings=self.settings)
+        return Verdict("retry", countdown=countdown) if countdown is not None else _halt("retry became a timer")

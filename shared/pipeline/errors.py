@@ -1,0 +1,70 @@
+"""How an exception escaping a step becomes an outcome: short retry, failure with a code, never a loop."""
+from __future__ import annotations
+
+import random
+
+from sqlalchemy.exc import OperationalError
+
+from shared.microsoft.errors import (
+    AuthFailed,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidUsageLocation,
+    MailboxNotReady,
+    MicrosoftError,
+    NoFreeLicences,
+    NotFound,
+    Throttled,
+    Transient,
+    UnverifiedDomain,
+)
+from shared.pipeline.outcomes import Blocked, Failed, Retry, RetrySoon, StepBlocked, StepFailed
+from shared.settings import Settings
+
+# First short-retry delay after a transient failure; doubles per consecutive retry up to max_countdown_s.
+RETRY_BASE_S = 2.0
+
+_CODES: tuple[tuple[type[MicrosoftError], str], ...] = (
+    (NoFreeLicences, "no_free_licences"),
+    (InvalidUsageLocation, "invalid_usage_location"),
+    (UnverifiedDomain, "unverified_domain"),
+    (MailboxNotReady, "mailbox_not_ready"),
+    (AuthFailed, "microsoft_auth_failed"),
+    (Forbidden, "microsoft_forbidden"),
+    (NotFound, "microsoft_not_found"),
+    (Conflict, "microsoft_conflict"),
+    (BadRequest, "microsoft_bad_request"),
+)
+
+
+def backoff(retries: int, settings: Settings) -> float:
+    step = min(settings.max_countdown_s, RETRY_BASE_S * 2 ** max(0, retries))
+    return step / 2 + random.random() * step / 2
+
+
+def microsoft_code(exc: MicrosoftError) -> str:
+    return next((code for cls, code in _CODES if isinstance(exc, cls)), "microsoft_error")
+
+
+def classify(exc: Exception, step_name: str, *, retries: int, settings: Settings,
+             retryable: tuple[type[BaseException], ...] = ()) -> Failed | Blocked | Retry:
+    if isinstance(exc, StepFailed):
+        return Failed(exc.code, exc.message)
+    if isinstance(exc, StepBlocked):
+        return Blocked(exc.reason, exc.message)
+    if isinstance(exc, RetrySoon):
+        return Retry(exc.delay, "retry", exc.reason)
+    if isinstance(exc, Throttled):
+        # Honour Retry-After exactly, plus a little jitter so released callers do not stampede.
+        return Retry(max(1.0, exc.retry_after) + random.random(), "throttled", str(exc))
+    if isinstance(exc, Transient):
+        return Retry(max(exc.retry_after or 0.0, backoff(retries, settings)), "microsoft_unavailable", str(exc))
+    if isinstance(exc, MicrosoftError):
+        return Failed(microsoft_code(exc), str(exc))
+    if isinstance(exc, OperationalError):
+        return Retry(backoff(retries, settings), "database_unavailable", "the database did not answer")
+    if retryable and isinstance(exc, retryable):
+        return Retry(backoff(retries, settings), "step_timeout", f"{step_name} ran out of time")
+    # The message names the type only: an exception's text may carry data we must not store.
+    return Failed("internal_error", f"unexpected {type(exc).__name__} in {step_name}")

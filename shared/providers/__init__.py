@@ -1,0 +1,1 @@
+"""Service providers (resellers), their Partner Center connection and their two services."""

@@ -1,0 +1,1 @@
+"""Customer tenants: connecting them through Partner Center, GDAP, domains."""

@@ -1,0 +1,117 @@
+"""Customer-level tenant steps: connect the tenant (existing or new), check GDAP, refresh it (sync)."""
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import select
+
+from shared.db.models import Customer, TenantConnection
+from shared.microsoft.errors import AuthFailed, Forbidden, NotFound
+from shared.pipeline.context import StepContext
+from shared.pipeline.outcomes import Blocked, Done, RetrySoon, StepFailed, Wait
+from shared.tenants import access
+from shared.tenants.domains import refresh_domains
+
+# A manual sync asked for while a scheduled one runs tries again after this.
+SYNC_BUSY_RETRY_S = 30.0
+# Relationship states in which the partner's GDAP roles still work.
+GDAP_ACTIVE = frozenset({"active", "expiring"})
+
+
+def _connection_row(ctx: StepContext) -> TenantConnection:
+    conn = ctx.session.scalar(select(TenantConnection).where(TenantConnection.customer_id == ctx.request.customer_id))
+    if conn is None:
+        conn = TenantConnection(customer_id=ctx.request.customer_id, tenant_id="", state="connecting")
+        ctx.session.add(conn)
+    return conn
+
+
+def _new_tenant_body(spec: dict[str, Any]) -> dict[str, Any]:
+    details = {k: v for k, v in spec.items() if k not in ("domain", "company", "email", "address")}
+    return {"companyProfile": {"domain": spec["domain"]},
+            "billingProfile": {"email": spec.get("email"), "companyName": spec.get("company"),
+                               "culture": details.get("culture", "en-US"), "language": details.get("language", "en"),
+                               "defaultAddress": spec.get("address") or details.get("default_address") or {}}}
+
+
+def _create_tenant(ctx: StepContext) -> str:
+    """Create the tenant once: its id is made durable as soon as Partner Center answers."""
+    created = ctx.context.get("created_tenant_id")
+    if created:
+        return str(created)
+    if ctx.context.get("tenant_create_sent_at"):
+        # The answer of an earlier create was lost; creating again could make a second tenant.
+        raise StepFailed("tenant_create_uncertain", "an earlier tenant creation may have succeeded; "
+                         "search Partner Center and connect the tenant by id")
+    ctx.checkpoint(tenant_create_sent_at=ctx.now.isoformat())
+    answer = ctx.microsoft.partner_center(access.credential(ctx)).create_customer(
+        _new_tenant_body(ctx.params["new_tenant"]))
+    tenant_id = str((answer.get("companyProfile") or {}).get("tenantId") or answer["id"])
+    ctx.checkpoint(created_tenant_id=tenant_id)
+    return tenant_id
+
+
+def connect_tenant(ctx: StepContext) -> Done | Wait:
+    cred = access.credential(ctx)
+    new = bool(ctx.params.get("new_tenant")) and not ctx.params.get("tenant_id")
+    tenant_id = _create_tenant(ctx) if new else str(ctx.params.get("tenant_id") or "")
+    if not tenant_id:
+        raise StepFailed("tenant_missing", "neither tenant_id nor new_tenant was given")
+    try:
+        customer = ctx.microsoft.partner_center(cred).get_customer(tenant_id)
+    except NotFound:
+        raise StepFailed("tenant_not_found", f"Partner Center has no customer tenant {tenant_id}") from None
+    profile = customer.get("companyProfile") or {}
+    conn = _connection_row(ctx)
+    conn.tenant_id = tenant_id
+    conn.company_name = profile.get("companyName") or conn.company_name
+    conn.initial_domain = (profile.get("domain") or conn.initial_domain or "").lower() or None
+    try:
+        refresh_domains(conn, ctx.microsoft.graph(cred, tenant_id))
+    except (AuthFailed, Forbidden) as exc:
+        ctx.note_error(exc)
+        if new:
+            # A new tenant refuses tokens for a few minutes: a durable timer, not a held worker.
+            if ctx.seconds_since(ctx.context.get("tenant_create_sent_at")) > ctx.settings.tenant_ready_deadline_s:
+                raise StepFailed("tenant_not_ready", "the new tenant still refuses sign-in") from None
+            return Wait(ctx.after(ctx.settings.tenant_ready_poll_s), "the new tenant is not ready for sign-in yet")
+        ctx.remember(domains_pending=True)  # without GDAP Graph refuses; check_gdap reads them later
+    customer_row = ctx.session.get(Customer, ctx.request.customer_id)
+    if customer_row is not None and ctx.params.get("customer_plan_id"):
+        customer_row.customer_plan_id = ctx.params["customer_plan_id"]
+    return Done(note=f"tenant {tenant_id} ({conn.initial_domain})")
+
+
+def check_gdap(ctx: StepContext) -> Done | Blocked:
+    cred = access.credential(ctx)
+    conn = access.connection(ctx, connected=False)
+    relationships = ctx.microsoft.graph(cred, cred.tenant_id).gdap_relationships(conn.tenant_id)
+    statuses = sorted({str(r.get("status")) for r in relationships})
+    if not GDAP_ACTIVE.intersection(statuses):
+        conn.gdap_status = statuses[0] if statuses else "none"
+        return Blocked("gdap_missing", f"no active GDAP relationship with tenant {conn.tenant_id} "
+                       f"({', '.join(statuses) or 'none'})")
+    conn.gdap_status = "active"
+    if ctx.context.get("domains_pending") or not conn.initial_domain:
+        refresh_domains(conn, ctx.microsoft.graph(cred, conn.tenant_id))
+        ctx.remember(domains_pending=False)
+    conn.state = access.CONNECTED
+    conn.connected_at = conn.connected_at or ctx.now
+    return Done(note="GDAP active")
+
+
+def sync_tenant(ctx: StepContext) -> Done:
+    """A customer.sync request: one run of the sync engine (domains, SKUs, users), named by the request.
+
+    The run row carries the request's id, so a redelivered step answers from it instead of syncing twice.
+    """
+    from shared.sync.engine import run_sync  # the sync capability owns the run; imported where used
+
+    conn = access.connection(ctx)
+    result = run_sync(conn.customer_id, trigger="manual", run_id=ctx.request.id,
+                      full=bool(ctx.params.get("full")), microsoft=cast(Any, ctx.microsoft))
+    if result.state == "failed":
+        raise StepFailed("sync_failed", result.error or "the sync failed")
+    if not result.ran:
+        raise RetrySoon(SYNC_BUSY_RETRY_S, "another sync of this customer is running")
+    return Done(note=f"sync: {result.created} created, {result.updated} updated, {result.removed} removed")

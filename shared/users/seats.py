@@ -1,0 +1,84 @@
+"""reserve_seat: the plan is enabled, the hard limit holds, and a seat is held for every licence of the plan."""
+from __future__ import annotations
+
+from sqlalchemy import exists, func, or_, select
+
+from shared.db.models import (
+    ApiKey,
+    PlanEnablement,
+    ProvisioningRequest,
+    RequestStep,
+    SeatReservation,
+    User,
+    UserService,
+)
+from shared.pipeline.context import StepContext
+from shared.pipeline.outcomes import Done, StepFailed
+from shared.plans.skus import store_skus
+from shared.requests import kinds
+from shared.seats import ledger
+from shared.tenants import access
+from shared.users.subject import plan_of, service_of, user_of
+
+CUSTOMER_ROLE = "customer"
+
+
+def _self_service(ctx: StepContext) -> bool:
+    """The hard limit bounds what a customer provisions itself (a customer-scoped API key)."""
+    if ctx.params.get("self_service"):
+        return True
+    key_id = ctx.request.created_by
+    role = ctx.session.scalar(select(ApiKey.role).where(ApiKey.id == key_id)) if key_id else None
+    return role == CUSTOMER_ROLE
+
+
+def _check_hard_limit(ctx: StepContext, enablement: PlanEnablement, user: User) -> None:
+    """Users holding the plan: provisioned ones, and those whose live request got past reserve_seat."""
+    if enablement.hard_limit is None or not _self_service(ctx):
+        return
+    # One checker at a time per plan and customer, so two requests cannot both take the last place.
+    ctx.session.execute(select(PlanEnablement.id).where(PlanEnablement.id == enablement.id).with_for_update())
+    past_reserve = exists().where(RequestStep.request_id == UserService.request_id,
+                                  RequestStep.name == "reserve_seat", RequestStep.state == kinds.STEP_SUCCEEDED,
+                                  ProvisioningRequest.id == UserService.request_id,
+                                  ProvisioningRequest.state.in_([*kinds.ACTIVE_STATES, kinds.SUCCEEDED]))
+    count = ctx.session.scalar(
+        select(func.count(UserService.user_id.distinct())).join(User, User.id == UserService.user_id)
+        .where(User.customer_id == user.customer_id, User.id != user.id,
+               UserService.user_plan_id == enablement.user_plan_id,
+               or_(UserService.state == "provisioned", past_reserve))) or 0
+    if count >= enablement.hard_limit:
+        raise StepFailed("plan_limit_reached", f"the plan's hard limit of {enablement.hard_limit} user(s) is reached")
+
+
+def reserve_seat(ctx: StepContext) -> Done:
+    user = user_of(ctx)
+    service = service_of(ctx, user)
+    plan = plan_of(ctx, service)
+    enablement = ctx.session.scalar(select(PlanEnablement).where(PlanEnablement.customer_id == user.customer_id,
+                                                                 PlanEnablement.user_plan_id == plan.id))
+    if enablement is None or not enablement.enabled:
+        raise StepFailed("plan_not_enabled", f"user plan {plan.name} is not enabled for the customer")
+    _check_hard_limit(ctx, enablement, user)
+    wanted = [lic.sku_part_number for lic in plan.licences]
+    have = set(ctx.session.scalars(select(SeatReservation.sku_part_number).where(
+        SeatReservation.request_id == ctx.request.id, SeatReservation.state.in_([ledger.HELD, ledger.CONSUMED]))))
+    missing = [sku for sku in wanted if sku not in have]
+    if not missing:
+        return Done(note="seats held since the request was accepted")
+    # Held here (e.g. users of an onboarding request, accepted before the tenant's licences were known).
+    locked = ledger.lock_skus(ctx.session, user.customer_id, missing)
+    if len(locked) < len(missing):
+        conn = access.connection(ctx)
+        store_skus(ctx.session, user.customer_id, access.graph(ctx, conn).subscribed_skus(), ctx.now)
+        ctx.session.flush()
+        locked = ledger.lock_skus(ctx.session, user.customer_id, missing)
+    free = {s.sku_part_number: s.free for s in ledger.seats(ctx.session, user.customer_id)}
+    for sku in missing:
+        if sku not in locked:
+            raise StepFailed("sku_not_in_tenant", f"the tenant has no {sku} subscription")
+        if free.get(sku, 0) < 1:
+            raise StepFailed("no_free_licences", f"no free {sku} seat in the tenant")
+    ledger.reserve(ctx.session, customer_id=user.customer_id, user_id=user.id, request_id=ctx.request.id,
+                   sku_part_numbers=missing)
+    return Done(note=f"held {len(missing)} seat(s)")

@@ -1,0 +1,58 @@
+"""A worker killed with SIGKILL and Redis flushed mid-run: every request still succeeds, exactly once."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from shared.requests import kinds
+from tests.e2e.pipeline_fixtures import *  # noqa: F403
+from tests.e2e.pipeline_fixtures import fresh_stack
+from tests.e2e.pipeline_harness import BROKER_DB, LIMITER_DB
+from worker.canvas import publish
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
+USERS_PER_TENANT = 20
+
+
+def test_sigkill_and_a_redis_flush_lose_no_request_and_double_nothing(seeder, emulator, pipeline_env):
+    tenants = [seeder.tenant(units=USERS_PER_TENANT) for _ in range(2)]
+    per_tenant = [seeder.users(t, [f"k{i:02d}" for i in range(USERS_PER_TENANT)], aliases=1) for t in tenants]
+    refs = [r for pair in zip(*per_tenant, strict=True) for r in pair]
+    ids = [r.id for r in refs]
+    with fresh_stack(pipeline_env, emulator, replication_lag_s=1.0, latency_ms={"mean": 150, "jitter": 50},
+                     mailbox_delay_s={"first": 4, "next": 2}) as stack:
+        stack.worker("w1", concurrency=2)
+        stack.worker("w2", concurrency=2)
+        stack.beat()
+        publish(refs)
+        # Kill w1 while it is surely inside steps (creates and licences in flight).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            st = seeder.states(ids)
+            if st.get(kinds.WAITING, 0) + st.get(kinds.SUCCEEDED, 0) >= 4:
+                break
+            time.sleep(0.2)
+        stack.kill("w1")
+        killed_at = seeder.states(ids)
+        time.sleep(2.0)
+        for db in (BROKER_DB, LIMITER_DB):  # every queued message, unacked one and limiter mark: gone
+            redis.Redis(db=db).flushdb()
+        flushed_at = seeder.states(ids)
+        stack.worker("w3", concurrency=2)
+        states = seeder.wait(ids, timeout=150)
+        assert states == {kinds.SUCCEEDED: len(refs)}, (killed_at, flushed_at, states, stack.logs()[-6000:])
+    assert killed_at.get(kinds.SUCCEEDED, 0) < len(refs), "the kill came too late to test anything"
+    redriven = sum(1 for r in refs if any(s.attempts > 1 for s in seeder.get(r.id).steps if s.name != "wait_mailbox"))
+    print(f"\nat the kill {killed_at}, at the flush {flushed_at}; {redriven} request(s) re-ran a step")
+    assert redriven >= 1, "no step was interrupted by the kill"
+    stats = emulator.stats()["by_tenant"]
+    for t in tenants:
+        ours = stats[t.tenant_id]
+        assert ours["users_created"] == USERS_PER_TENANT
+        assert ours.get("duplicate_create_attempts", 0) == 0
+        assert ours["licence_assignments"] == USERS_PER_TENANT
+        users = emulator.tenant(t.tenant_id)["users"]
+        assert len(users) == USERS_PER_TENANT
+        assert all(any(".a0@" in a for a in u["proxyAddresses"]) for u in users)

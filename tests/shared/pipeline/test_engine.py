@@ -1,0 +1,195 @@
+"""The engine: claim and lease, skip of done steps, poison messages, outcomes, retries, children."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from shared.db.models import OutboxMessage, ProvisioningRequest, SeatReservation, UserService
+from shared.db.types import utcnow
+from shared.microsoft.errors import Throttled
+from shared.pipeline import registry
+from shared.pipeline.engine import Engine
+from shared.pipeline.outcomes import Done
+from shared.requests import kinds
+from shared.requests.service import resume_blocked
+from shared.seats import ledger
+
+PR = ProvisioningRequest
+
+
+def drive(engine: Engine, req: PR, limit: int = 20) -> list[str]:
+    """Run the chain in-process the way the worker would: step after step while the verdict continues."""
+    seen = []
+    step = req.current_step
+    names = kinds.steps_of(req.kind)
+    while step and len(seen) < limit:
+        verdict = engine.run(req.id, step)
+        seen.append(f"{step}:{verdict.action}")
+        if verdict.action != "continue":
+            break
+        i = names.index(step)
+        step = names[i + 1] if i + 1 < len(names) else None
+    return seen
+
+
+def reload(db, req: PR) -> PR:
+    db.expire_all()
+    return db.get(PR, req.id)
+
+
+def test_a_user_is_provisioned_and_mailbox_waits_as_a_durable_timer(world, engine, db):
+    user = world.user("ada@contoso.com", aliases=["countess@contoso.com"])
+    req = world.b.provision(user, world.plan)
+    assert drive(engine, req)[-1] == "assign_licences:halt"  # the first probe waits for the first delay
+    req = reload(db, req)
+    assert req.state == kinds.WAITING and req.current_step == "wait_mailbox"
+    assert req.next_attempt_at is not None and req.next_attempt_at > utcnow()
+    assert req.lease_until is None
+    assert world.ms.created == ["ada@contoso.com"]
+
+    world.tenant.mailboxes.add(user.entra_id or reload(db, req).context["entra_id"])
+    db.execute(update(PR).where(PR.id == req.id).values(state=kinds.QUEUED))  # what the reconciler does when due
+    assert drive(engine, req)[-1] == "notify:continue"
+    req = reload(db, req)
+    assert req.state == kinds.SUCCEEDED and req.finished_at is not None
+    assert all(s.state in (kinds.STEP_SUCCEEDED, kinds.STEP_SKIPPED) for s in req.steps)
+    assert all(s.attempts >= 1 and s.duration_ms is not None for s in req.steps)
+    held = db.scalars(select(SeatReservation.state).where(SeatReservation.request_id == req.id)).all()
+    assert held == [ledger.CONSUMED]
+    assert db.scalar(select(UserService.temp_password_enc).where(UserService.user_id == user.id)) is None
+    topics = db.scalars(select(OutboxMessage.topic)).all()
+    assert "request.state_changed" in topics
+
+
+def test_a_second_delivery_of_a_done_step_is_skipped_and_the_chain_continues(world, engine, db):
+    user = world.user("bob@contoso.com")
+    req = world.b.provision(user, world.plan)
+    assert engine.run(req.id, "reserve_seat").action == "continue"
+    assert engine.run(req.id, "ensure_user").action == "continue"
+    calls = sum(world.ms.calls.values())
+    verdict = engine.run(req.id, "ensure_user")  # redelivered message
+    assert verdict.action == "continue" and verdict.reason == "step already done"
+    assert sum(world.ms.calls.values()) == calls
+    assert engine.run(req.id, "wait_mailbox").action == "halt"  # ahead of the current step
+
+
+def test_a_live_lease_keeps_a_second_delivery_out_and_an_expired_one_lets_it_in(world, engine, db):
+    user = world.user("carol@contoso.com")
+    req = world.b.provision(user, world.plan)
+    db.execute(update(PR).where(PR.id == req.id).values(
+        state=kinds.RUNNING, lease_owner="other", lease_until=utcnow() + timedelta(seconds=30)))
+    assert engine.run(req.id, "reserve_seat").action == "halt"
+    db.execute(update(PR).where(PR.id == req.id).values(lease_until=utcnow() - timedelta(seconds=1)))
+    assert engine.run(req.id, "reserve_seat").action == "continue"
+
+
+def test_a_step_delivered_too_often_without_an_outcome_fails_as_poison(world, engine, db, settings):
+    user = world.user("dan@contoso.com")
+    req = world.b.provision(user, world.plan)
+    db.execute(update(PR).where(PR.id == req.id).values(deliveries=settings.max_deliveries))
+    assert engine.run(req.id, "reserve_seat").action == "halt"
+    req = reload(db, req)
+    assert req.state == kinds.FAILED and req.error_code == "poison_message"
+    assert req.steps[0].state == kinds.STEP_FAILED
+    assert db.scalars(select(SeatReservation.state).where(SeatReservation.request_id == req.id)).all() == ["released"]
+
+
+def test_throttling_retries_soon_honouring_retry_after_then_gives_up(world, engine, db, settings):
+    user = world.user("eve@contoso.com")
+    req = world.b.provision(user, world.plan)
+    engine.run(req.id, "reserve_seat")
+    world.ms.fail["find_user_by_upn"] = [Throttled("Graph 429", retry_after=7)] * (settings.max_step_retries + 1)
+    verdict = engine.run(req.id, "ensure_user")
+    assert verdict.action == "retry" and 7 <= verdict.countdown <= 8
+    row = reload(db, req)
+    step = next(s for s in row.steps if s.name == "ensure_user")
+    assert step.state == kinds.STEP_PENDING and step.error_code == "throttled"
+    assert step.microsoft_error["type"] == "Throttled"
+    assert row.state == kinds.RUNNING and row.lease_until is None and row.retries == 1
+    for _ in range(settings.max_step_retries):
+        verdict = engine.run(req.id, "ensure_user")
+    row = reload(db, req)
+    assert row.state == kinds.FAILED and row.error_code == "throttled"
+    assert "ensure_user" in row.error_message
+
+
+def test_a_retry_after_beyond_a_safe_countdown_becomes_a_durable_timer(world, engine, db, settings):
+    user = world.user("fay@contoso.com")
+    req = world.b.provision(user, world.plan)
+    engine.run(req.id, "reserve_seat")
+    world.ms.fail["find_user_by_upn"] = [Throttled("Graph 429", retry_after=settings.max_countdown_s * 3)]
+    assert engine.run(req.id, "ensure_user").action == "halt"
+    row = reload(db, req)
+    assert row.state == kinds.WAITING
+    assert row.next_attempt_at > utcnow() + timedelta(seconds=settings.max_countdown_s * 2)
+
+
+def test_an_unexpected_exception_fails_the_request_without_its_text(world, engine, db):
+    user = world.user("gus@contoso.com")
+    req = world.b.provision(user, world.plan)
+    engine.run(req.id, "reserve_seat")
+    world.ms.fail["find_user_by_upn"] = [RuntimeError("password=Secret123!")]
+    assert engine.run(req.id, "ensure_user").action == "halt"
+    row = reload(db, req)
+    assert row.state == kinds.FAILED and row.error_code == "internal_error"
+    assert "Secret123" not in row.error_message and "RuntimeError" in row.error_message
+    assert db.scalars(select(SeatReservation.state).where(SeatReservation.request_id == req.id)).all() == ["released"]
+    assert db.scalar(select(OutboxMessage).where(OutboxMessage.topic == "request.failed",
+                                                 OutboxMessage.payload["request_id"].as_string() == req.id))
+
+
+def test_an_outcome_is_dropped_when_the_lease_was_taken_over(world, engine, db, maker, monkeypatch):
+    user = world.user("hal@contoso.com")
+    req = world.b.provision(user, world.plan)
+
+    def stolen(ctx):
+        with maker() as s:  # another delivery took over after our lease expired
+            s.execute(update(PR).where(PR.id == req.id).values(lease_owner="someone-else"))
+            s.commit()
+        return Done()
+
+    monkeypatch.setitem(registry.table(), "reserve_seat", stolen)
+    assert engine.run(req.id, "reserve_seat").reason == "lease lost"
+    row = reload(db, req)  # (the thief's write shares our savepoint here, so only our side is checked)
+    assert row.current_step == "reserve_seat" and row.steps[0].state == kinds.STEP_RUNNING
+
+
+def test_mca_blocks_plans_and_recording_it_resumes_the_request(world, engine, db):
+    world.tenant.mca.clear()
+    req = world.b.request(kinds.CUSTOMER_MICROSOFT_ONLINE, customer=world.customer,
+                          params={"plans": [{"user_plan_id": world.plan.id, "hard_limit": 2}]})
+    assert engine.run(req.id, "check_mca").action == "halt"
+    row = reload(db, req)
+    assert row.state == kinds.BLOCKED and row.blocked_reason == "mca_not_signed"
+    world.tenant.mca.append({"type": "MicrosoftCustomerAgreement", "dateAgreed": "2025-02-01"})
+    refs = resume_blocked(db, customer_id=world.customer.id, reason="mca_not_signed")
+    db.flush()
+    assert [r.from_step for r in refs] == ["check_mca"]
+    assert drive(engine, reload(db, req))[-1] == "notify:continue"
+    assert reload(db, req).state == kinds.SUCCEEDED
+
+
+def test_children_wait_for_their_onboarding_parent_and_fail_with_it(world, engine, db, published):
+    parent = world.b.request(kinds.CUSTOMER_ONBOARD, customer=world.customer, params={"tenant_id": "x"})
+    child = world.b.provision(world.user("ivy@contoso.com"), world.plan, parent_id=parent.id, reserve=False)
+    assert engine.run(child.id, "reserve_seat").reason == "parent not finished"
+    db.execute(update(PR).where(PR.id == parent.id).values(state=kinds.SUCCEEDED))
+    assert engine.run(child.id, "reserve_seat").action == "continue"
+
+    parent2 = world.b.request(kinds.CUSTOMER_ONBOARD, customer=world.customer, params={"tenant_id": "x"})
+    child2 = world.b.provision(world.user("jon@contoso.com"), world.plan, parent_id=parent2.id)
+    world.ms.fail["get_customer"] = [RuntimeError("boom")]
+    assert engine.run(parent2.id, "connect_tenant").action == "halt"
+    row = reload(db, child2)
+    assert row.state == kinds.FAILED and row.error_code == "parent_failed"
+
+
+def test_a_succeeded_onboarding_parent_starts_its_children(world, engine, db, published):
+    parent = world.b.request(kinds.CUSTOMER_ONBOARD, customer=world.customer,
+                             params={"tenant_id": world.tenant.tenant_id,
+                                     "plans": [{"user_plan_id": world.plan.id, "hard_limit": None}]})
+    child = world.b.provision(world.user("kim@contoso.com"), world.plan, parent_id=parent.id, reserve=False)
+    assert drive(engine, parent)[-1] == "notify:continue"
+    assert [r.id for r in published] == [child.id]
+    assert drive(engine, reload(db, child))[-1] == "assign_licences:halt"

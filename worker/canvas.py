@@ -1,0 +1,59 @@
+"""The chains: one `run_step` signature per remaining step of a request, published in bulk."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from celery import Signature, chain
+
+from shared.requests import kinds
+from shared.requests.dispatch import RequestRef
+from shared.settings import Settings, get_settings
+from worker.app import get_app
+
+RUN_STEP = "worker.tasks.requests.run_step"
+RUN_SYNC = "worker.tasks.sync.run_sync"
+# Mailbox probes are many and short: kept off the provisioning queue so they never wait behind it.
+POLLING_STEPS = frozenset({"wait_mailbox"})
+
+
+def queue_for(kind: str, step: str) -> str:
+    if kind == kinds.CUSTOMER_SYNC:
+        return "sync"
+    return "polling" if step in POLLING_STEPS else "provisioning"
+
+
+def time_limits(settings: Settings) -> tuple[float, float]:
+    """(soft, hard): a step must end before its lease does, or a second delivery could run beside it."""
+    hard = max(10.0, settings.lease_seconds - 5.0)
+    return hard * 0.85, hard
+
+
+def chain_for(ref: RequestRef, settings: Settings) -> Signature:
+    steps = kinds.steps_of(ref.kind)
+    if ref.from_step not in steps:
+        raise ValueError(f"{ref.from_step!r} is not a step of {ref.kind}")
+    soft, hard = time_limits(settings)
+    app = get_app()
+    return chain(*(app.signature(RUN_STEP, args=(ref.id, name), immutable=True, queue=queue_for(ref.kind, name),
+                                 soft_time_limit=soft, time_limit=hard)
+                   for name in steps[steps.index(ref.from_step):]))
+
+
+def publish(refs: Sequence[RequestRef]) -> None:
+    """Send one chain per request over one producer connection (1,000 refs: one connection, not 1,000)."""
+    if not refs:
+        return
+    settings = get_settings()
+    with get_app().producer_or_acquire() as producer:
+        for ref in refs:
+            chain_for(ref, settings).apply_async(producer=producer)
+
+
+def publish_syncs(customer_ids: Sequence[str]) -> None:
+    """One scheduled-sync task per customer on the sync queue, over one producer connection."""
+    if not customer_ids:
+        return
+    app = get_app()
+    with app.producer_or_acquire() as producer:
+        for customer_id in customer_ids:
+            app.signature(RUN_SYNC, args=(customer_id,), queue="sync").apply_async(producer=producer)

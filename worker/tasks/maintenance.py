@@ -1,0 +1,25 @@
+"""Beat tasks: reconcile (re-drive due and stalled requests) and cleanup."""
+from __future__ import annotations
+
+from shared.db.types import utcnow
+from shared.db.uow import UnitOfWork
+from shared.pipeline import cleanup as cleanup_rules
+from shared.pipeline.reconcile import reconcile as reconcile_requests
+from shared.requests.dispatch import publish_after_commit
+from shared.settings import get_settings
+from worker.base import provisioner_task
+
+
+@provisioner_task(soft_time_limit=50.0, time_limit=60.0)
+def reconcile() -> None:
+    with UnitOfWork() as uow:
+        refs = reconcile_requests(uow.session, now=utcnow(), settings=get_settings())
+        publish_after_commit(uow, refs)
+        uow.commit()
+
+
+@provisioner_task(soft_time_limit=270.0, time_limit=300.0)
+def cleanup() -> None:
+    with UnitOfWork() as uow:
+        cleanup_rules.run(uow.session, now=utcnow())
+        uow.commit()

@@ -1,0 +1,30 @@
+"""run_step: one step of one request (the engine in shared.pipeline does the work)."""
+from __future__ import annotations
+
+from typing import Any
+
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
+
+from shared.pipeline.engine import Engine
+from worker.base import provisioner_task
+
+# Defaults for a message sent without limits; worker.canvas sets them from the lease.
+SOFT_LIMIT_S, HARD_LIMIT_S = 240.0, 270.0
+
+
+def _engine() -> Engine:
+    from shared.microsoft.factory import get_microsoft  # the composition root of the worker
+
+    return Engine(get_microsoft(), retryable=(SoftTimeLimitExceeded,))
+
+
+@provisioner_task(soft_time_limit=SOFT_LIMIT_S, time_limit=HARD_LIMIT_S, bind=True, max_retries=None)
+def run_step(self: Any, request_id: str, step_name: str) -> None:
+    verdict = _engine().run(request_id, step_name)
+    if verdict.action == "continue":
+        return None
+    if verdict.action == "retry":
+        # Same message, same chain, later; the engine capped the countdown and counts the retries.
+        raise self.retry(countdown=verdict.countdown, max_retries=None)
+    # Waiting, blocked, failed or not ours: the chain stops; Postgres says what happens next.
+    raise Ignore(verdict.reason)
