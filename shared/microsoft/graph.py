@@ -76,9 +76,9 @@ class GraphClient:
         return dict(self._call("GET", f"/users/{_segment(id_or_upn)}", params=_select(select)).json())
 
     def create_user(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        # Repeating a create whose answer was lost is safe: the UPN is unique, so a second create
-        # answers Conflict, and the pipeline re-reads the user by UPN and links it (never two users).
-        return dict(self._call("POST", "/users", json=dict(body), idempotent=True).json())
+        # Not repeated here when the answer may have been lost (a create may have happened): the
+        # pipeline made the attempt durable first and looks the user up before any second create.
+        return dict(self._call("POST", "/users", json=dict(body), idempotent=False).json())
 
     def update_user(self, user_id: str, changes: Mapping[str, Any]) -> None:
         self._call("PATCH", f"/users/{_segment(user_id)}", json=dict(changes))

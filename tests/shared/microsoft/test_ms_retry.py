@@ -158,15 +158,22 @@ def test_connect_error_is_retried_even_for_a_non_idempotent_call(ms: MicrosoftCl
     assert response.json() == {"ok": 1}
 
 
-def test_create_user_is_repeated_after_a_dropped_connection(ms: MicrosoftClients, fake: FakeMicrosoft,
-                                                            credential: PartnerCredential) -> None:
-    # The first POST may have created the user: the repeat answers Conflict, which the pipeline handles
-    # by re-reading the user by UPN. Never a second user.
-    conflict = graph_error(400, "Request_BadRequest", "Another object with the same value for property "
-                           "userPrincipalName already exists.", details=[{"code": "ObjectConflict"}])
-    fake.on("POST", f"{GRAPH}/users", [httpx.RemoteProtocolError("dropped"), conflict])
-    with pytest.raises(e.Conflict):
+def test_create_user_is_not_repeated_after_a_dropped_connection(ms: MicrosoftClients, fake: FakeMicrosoft,
+                                                                credential: PartnerCredential) -> None:
+    # The first POST may have created the user: the client hands the ambiguity to the pipeline, which
+    # made the attempt durable and looks the user up before it ever creates again.
+    fake.on("POST", f"{GRAPH}/users", [httpx.RemoteProtocolError("dropped"), httpx.Response(201, json={"id": "x"})])
+    with pytest.raises(e.Transient) as exc:
         ms.graph(credential, CUSTOMER).create_user({"userPrincipalName": "a@contoso.com"})
+    assert exc.value.ambiguous
+    assert len(request_ids(fake)) == 1
+
+
+def test_create_user_is_repeated_after_a_refused_connection(ms: MicrosoftClients, fake: FakeMicrosoft,
+                                                            credential: PartnerCredential) -> None:
+    # A connection that was never made cannot have created anything: that repeat is safe.
+    fake.on("POST", f"{GRAPH}/users", [httpx.ConnectError("refused"), httpx.Response(201, json={"id": "x"})])
+    assert ms.graph(credential, CUSTOMER).create_user({"userPrincipalName": "a@contoso.com"}) == {"id": "x"}
     ids = request_ids(fake)
     assert len(ids) == 2 and ids[0] == ids[1]
 
