@@ -4,8 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.signals import setup_logging
 from kombu import Exchange, Queue
 
+from shared.observability.logging import configure_logging
 from shared.settings import Settings, get_settings
 
 QUEUES = ("provisioning", "polling", "sync")
@@ -89,6 +91,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
     }
+
+
+@setup_logging.connect
+def _logging(**_: Any) -> None:
+    # Connected, so Celery leaves logging to us: one format (JSON with LOG_JSON) with request context,
+    # secrets redacted, and httpx's per-call INFO lines (full URLs with UPN filters) kept out.
+    settings = get_settings()
+    configure_logging(json_lines=settings.log_json, level=settings.log_level)
 
 
 def create_app(settings: Settings | None = None) -> Celery:

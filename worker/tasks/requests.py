@@ -5,6 +5,7 @@ from typing import Any
 
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
+from shared.observability.logging import log_context
 from shared.pipeline.engine import Engine
 from worker.base import provisioner_task
 
@@ -20,7 +21,8 @@ def _engine() -> Engine:
 
 @provisioner_task(soft_time_limit=SOFT_LIMIT_S, time_limit=HARD_LIMIT_S, bind=True, max_retries=None)
 def run_step(self: Any, request_id: str, step_name: str) -> None:
-    verdict = _engine().run(request_id, step_name)
+    with log_context(request_id=request_id, step=step_name, task_id=self.request.id):
+        verdict = _engine().run(request_id, step_name)
     if verdict.action == "continue":
         return None
     if verdict.action == "retry":
