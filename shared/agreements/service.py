@@ -1,0 +1,105 @@
+"""Reading the MCA live (and remembering it) and recording it, which releases requests blocked on it."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from shared import audit
+from shared.auth import scope
+from shared.auth.principal import Principal
+from shared.customers import context, live
+from shared.db.models import Agreement, ServiceProvider
+from shared.db.types import new_id, utcnow
+from shared.db.uow import UnitOfWork
+from shared.idempotency import Answer, Idempotency, answer_once
+from shared.requests.dispatch import publish_after_commit
+from shared.requests.service import resume_blocked
+from shared.upsert import upsert
+
+MCA_NOT_SIGNED = "mca_not_signed"
+
+
+@dataclass(frozen=True)
+class AgreementView:
+    signed: bool
+    date_agreed: str | None
+    primary_contact: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Contact:
+    first_name: str
+    last_name: str
+    email: str
+    phone: str | None = None
+
+    def as_partner_center(self) -> dict[str, str]:
+        out = {"firstName": self.first_name, "lastName": self.last_name, "email": self.email}
+        if self.phone:
+            out["phoneNumber"] = self.phone
+        return out
+
+
+def read_agreement(uow: UnitOfWork, who: Principal, customer_id: str) -> AgreementView:
+    """The MCA as Partner Center has it now; the local row is updated to match."""
+    with uow:
+        s = uow.session
+        ctx = context.load(s, who, customer_id)
+        tenant_id = ctx.require_connected()
+        provider = s.get(ServiceProvider, ctx.service_provider_id)
+        assert provider is not None
+        with live.microsoft_call("reading the customer's agreement"):
+            items = live.partner_center(provider).get_agreements(tenant_id)
+        view = _view(items)
+        _remember(s, customer_id, view)
+        uow.commit()
+        return view
+
+
+def record_agreement(uow: UnitOfWork, who: Principal, customer_id: str, contact: Contact, date_agreed: str | None,
+                     *, idem: Idempotency | None, present: Callable[[AgreementView], Any]) -> Answer:
+    """Record the MCA in Partner Center (already recorded counts as done), then resume blocked requests."""
+
+    def work(uow: UnitOfWork) -> AgreementView:
+        s = uow.session
+        ctx = context.load(s, who, customer_id)
+        scope.require_manager(who, "record the customer's agreement")
+        tenant_id = ctx.require_connected()
+        provider = s.get(ServiceProvider, ctx.service_provider_id)
+        assert provider is not None
+        with live.microsoft_call("recording the customer's agreement"):
+            recorded = live.partner_center(provider).record_agreement(tenant_id, contact.as_partner_center(),
+                                                                      date_agreed)
+        agreed = (recorded or {}).get("dateAgreed") or date_agreed or utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+        view = AgreementView(True, agreed, _contact_view(contact.as_partner_center()))
+        _remember(s, customer_id, view)
+        audit.record(s, who.actor, "customer.agreement.recorded", "customer", customer_id,
+                     {"date_agreed": agreed, "contact_email": contact.email,
+                      "already_recorded": recorded is None})
+        publish_after_commit(uow, resume_blocked(s, customer_id=customer_id, reason=MCA_NOT_SIGNED))
+        return view
+
+    return answer_once(uow, idem, 201, work, present)
+
+
+def _view(items: list[dict[str, Any]]) -> AgreementView:
+    if not items:
+        return AgreementView(False, None, None)
+    latest = max(items, key=lambda i: str(i.get("dateAgreed") or ""))
+    return AgreementView(True, latest.get("dateAgreed"), _contact_view(latest.get("primaryContact") or {}))
+
+
+def _contact_view(pc: dict[str, Any]) -> dict[str, Any]:
+    return {"first_name": pc.get("firstName"), "last_name": pc.get("lastName"), "email": pc.get("email"),
+            "phone": pc.get("phoneNumber")}
+
+
+def _remember(s: Session, customer_id: str, view: AgreementView) -> None:
+    now = utcnow()
+    upsert(s, Agreement, [{"id": new_id(), "customer_id": customer_id, "signed": view.signed,
+                           "date_agreed": view.date_agreed, "primary_contact": view.primary_contact,
+                           "checked_at": now, "created_at": now, "updated_at": now}],
+           keys=("customer_id",), update=("signed", "date_agreed", "primary_contact", "checked_at", "updated_at"))

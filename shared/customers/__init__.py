@@ -1,0 +1,1 @@
+"""Customers: their tenant (search, connection), licences, plan enablement and onboarding."""

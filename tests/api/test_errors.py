@@ -1,0 +1,128 @@
+"""Bad input of every kind answers a 4xx problem+json with a stable code, never a 500, never a partial write."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from shared.db.models import User
+from shared.db.uow import UnitOfWork
+from tests.api.conftest import Api, World, problem_of, user_body
+
+
+def test_unknown_route_is_a_problem(op: Api) -> None:
+    problem_of(op.get("/v1/nothing-here"), 404, "not_found")
+
+
+def test_wrong_method_is_a_problem(op: Api) -> None:
+    problem_of(op.send("PATCH", "/v1/customers"), 405, "method_not_allowed")
+
+
+def test_malformed_json_is_400(op: Api, world: World) -> None:
+    r = op.post(f"/v1/customers/{world.customer_id}/users", content=b'{"upn": "a@b.com",',
+                headers={"content-type": "application/json"})
+    problem_of(r, 400, "validation_error")
+
+
+@pytest.mark.parametrize("body", [[], "text", 42, None, {"upn": 5}])
+def test_wrong_types_are_422_with_field_errors(op: Api, world: World, body: Any) -> None:
+    r = op.post(f"/v1/customers/{world.customer_id}/users", json=body)
+    err = problem_of(r, 422, "validation_error")
+    assert err["errors"] and all({"loc", "msg", "type"} <= set(e) for e in err["errors"])
+
+
+def test_non_json_content_type_is_422(op: Api, world: World) -> None:
+    r = op.post(f"/v1/customers/{world.customer_id}/users", content=b"upn=a@b.com",
+                headers={"content-type": "application/x-www-form-urlencoded"})
+    problem_of(r, 422, "validation_error")
+
+
+def test_unknown_fields_are_refused(op: Api, world: World) -> None:
+    r = op.post(f"/v1/customers/{world.customer_id}/users", json=user_body(usage_locaton="GB"))
+    err = problem_of(r, 422, "validation_error")
+    assert ["body", "usage_locaton"] in [e["loc"] for e in err["errors"]]
+
+
+def test_oversize_body_is_413(op: Api, world: World) -> None:
+    big = b'{"name": "' + b"x" * 2_100_000 + b'"}'
+    r = op.post("/v1/customers", content=big, headers={"content-type": "application/json"})
+    problem_of(r, 413, "payload_too_large")
+
+
+def test_oversize_chunked_body_is_413(op: Api) -> None:
+    def chunks() -> Any:
+        for _ in range(30):
+            yield b"x" * 100_000
+    r = op.post("/v1/customers", content=chunks(), headers={"content-type": "application/json"})
+    problem_of(r, 413, "payload_too_large")
+
+
+def test_small_chunked_body_passes_through(op: Api, world: World) -> None:
+    import orjson
+
+    def chunks() -> Any:
+        yield orjson.dumps(user_body())
+    r = op.post(f"/v1/customers/{world.customer_id}/users", content=chunks(),
+                headers={"content-type": "application/json"})
+    assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize("path", ["/v1/customers/not-a-uuid", "/v1/users/%00", "/v1/requests/" + "a" * 300])
+def test_malformed_ids_are_422(op: Api, path: str) -> None:
+    problem_of(op.get(path), 422, "validation_error")
+
+
+def test_unknown_ids_are_404(op: Api) -> None:
+    for path in ("/v1/customers/00000000-0000-4000-8000-000000000000",
+                 "/v1/users/00000000-0000-4000-8000-000000000000",
+                 "/v1/requests/00000000-0000-4000-8000-000000000000",
+                 "/v1/service-providers/00000000-0000-4000-8000-000000000000"):
+        problem_of(op.get(path), 404, "not_found")
+
+
+def test_nul_and_control_characters_are_422_not_500(op: Api, world: World) -> None:
+    problem_of(op.post("/v1/customers", json={"name": "a\x00b", "service_provider_id": world.provider_id}),
+               422, "validation_error")
+    problem_of(op.post(f"/v1/customers/{world.customer_id}/users", json=user_body(first_name="A\x07")),
+               422, "validation_error")
+    problem_of(op.get("/v1/customers", params={"name": "x\x00"}), 422, "validation_error")
+
+
+def test_invalid_cursor_is_422(op: Api) -> None:
+    problem_of(op.get("/v1/requests", params={"cursor": "bm90LWEtY3Vyc29y"}), 422, "validation_error")
+    problem_of(op.get("/v1/requests", params={"cursor": "WyIyMDI0LTAxLTAxIiwiYSJd"}), 422, "validation_error")
+
+
+def test_a_failing_call_writes_nothing(op: Api, world: World) -> None:
+    """Bulk with one bad user: 422 and no user at all."""
+    users = [user_body(), user_body(), user_body(usage_location="XX")]
+    r = op.post(f"/v1/customers/{world.customer_id}/users:bulk", json={"user_plan_id": world.user_plan_id,
+                                                                         "users": users})
+    err = problem_of(r, 422, "validation_error")
+    assert [e["loc"][:4] for e in err["errors"]] == [["body", "users", 2, "usage_location"]]
+    with UnitOfWork() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(User).where(
+            User.customer_id == world.customer_id)) == 0
+
+
+def test_unknown_query_parameters_are_422(op: Api, world: World) -> None:
+    err = problem_of(op.get("/v1/requests", params={"stat": "failed"}), 422, "validation_error")
+    assert err["errors"][0]["loc"] == ["query", "stat"]
+    assert op.get("/v1/requests", params={"state": "failed", "limit": 5}).status_code == 200
+    assert op.get(f"/v1/customers/{world.customer_id}/tenant-search", params={"q": "x", "top": 1}).status_code == 422
+    problem_of(op.get("/v1/requests?state=queued&state=failed"), 422, "validation_error")
+
+
+def test_a_busy_database_is_503_not_500(op: Api, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from shared.customers import service
+
+    def deadlocked(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("SELECT", {}, Exception("deadlock detected"))
+
+    monkeypatch.setattr(service, "get_customer", deadlocked)
+    r = op.get(f"/v1/customers/{world.customer_id}")
+    problem_of(r, 503, "temporarily_unavailable")
+    assert r.headers["retry-after"] == "1"

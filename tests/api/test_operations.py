@@ -1,0 +1,94 @@
+"""/healthz, /readyz (database and broker), /metrics, and the OpenAPI document."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from shared.settings import reset_settings
+from tests.api.conftest import Api, World, problem_of
+
+
+def test_healthz_needs_nothing(raw: TestClient) -> None:
+    r = raw.get("/healthz")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
+
+
+def test_readyz_with_a_memory_broker(raw: TestClient) -> None:
+    r = raw.get("/readyz")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+
+
+def _with_broker(api_env: pytest.MonkeyPatch, url: str) -> None:
+    api_env.setenv("BROKER_URL", url)
+    reset_settings()
+
+
+def test_readyz_pings_a_redis_broker(raw: TestClient, api_env: pytest.MonkeyPatch, redis_url: str) -> None:
+    try:
+        _with_broker(api_env, redis_url)
+        assert raw.get("/readyz").status_code == 200
+        _with_broker(api_env, "redis://127.0.0.1:1/0")
+        err = problem_of(raw.get("/readyz"), 503, "not_ready")
+        assert err["checks"]["database"] == "ok" and err["checks"]["broker"] != "ok"
+    finally:
+        _with_broker(api_env, "memory://")
+
+
+def test_readyz_selects_from_an_sqla_broker(raw: TestClient, api_env: pytest.MonkeyPatch, pg_url: str,
+                                            tmp_path: Any) -> None:
+    try:
+        _with_broker(api_env, f"sqla+sqlite:///{tmp_path}/broker.db")
+        assert raw.get("/readyz").status_code == 200
+        _with_broker(api_env, "sqla+" + pg_url.rsplit("/", 1)[0] + "/no_such_database")
+        problem_of(raw.get("/readyz"), 503, "not_ready")
+    finally:
+        _with_broker(api_env, "memory://")
+
+
+def test_metrics_count_requests_by_route_and_requests_by_kind(op: Api, world: World, raw: TestClient) -> None:
+    op.get(f"/v1/customers/{world.customer_id}")
+    op.post(f"/v1/customers/{world.customer_id}/sync")
+    text = raw.get("/metrics").text
+    assert 'provisioner_http_requests_total{method="GET",route="/v1/customers/{customer_id}",status="200"}' in text
+    assert 'provisioner_requests{kind="customer.sync",state="queued"}' in text
+    assert "provisioner_http_request_duration_seconds_bucket" in text
+
+
+def test_openapi_documents_problems_security_and_every_contract_path(raw: TestClient) -> None:
+    doc = raw.get("/openapi.json").json()
+    assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert "Problem" in doc["components"]["schemas"] and "HTTPValidationError" not in doc["components"]["schemas"]
+    contract = {
+        ("post", "/v1/service-providers"), ("post", "/v1/customer-plans"), ("get", "/v1/customer-plans"),
+        ("post", "/v1/user-plans"), ("get", "/v1/user-plans"),
+        ("put", "/v1/service-providers/{sp}/services/azure-ad"),
+        ("put", "/v1/service-providers/{sp}/services/microsoft-online"), ("get", "/v1/service-providers/{sp}/services"),
+        ("post", "/v1/customers"), ("get", "/v1/customers"), ("get", "/v1/customers/{customer_id}"),
+        ("get", "/v1/customers/{customer_id}/tenant-search"), ("put", "/v1/customers/{customer_id}/services/azure-ad"),
+        ("get", "/v1/customers/{customer_id}/agreement"), ("post", "/v1/customers/{customer_id}/agreement"),
+        ("get", "/v1/customers/{customer_id}/licences"),
+        ("put", "/v1/customers/{customer_id}/services/microsoft-online"),
+        ("post", "/v1/customers/{customer_id}/onboard"),
+        ("post", "/v1/customers/{customer_id}/users"), ("get", "/v1/customers/{customer_id}/users"),
+        ("get", "/v1/users/{user_id}"), ("put", "/v1/users/{user_id}/services/microsoft-online"),
+        ("delete", "/v1/users/{user_id}/services/microsoft-online"), ("post", "/v1/customers/{customer_id}/users:bulk"),
+        ("get", "/v1/requests/{request_id}"), ("get", "/v1/requests"), ("post", "/v1/requests/{request_id}/retry"),
+        ("post", "/v1/requests/{request_id}/cancel"), ("get", "/v1/customers/{customer_id}/sync-policy"),
+        ("put", "/v1/customers/{customer_id}/sync-policy"), ("post", "/v1/customers/{customer_id}/sync"),
+        ("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"),
+    }
+    have = {(m, p) for p, ops in doc["paths"].items() for m in ops}
+    assert contract <= have, contract - have
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            for status, answer in op["responses"].items():
+                if status.startswith(("4", "5")):
+                    assert list(answer["content"]) == ["application/problem+json"], (method, path, status)
+            if path.startswith("/v1"):
+                assert op.get("security") == [{"HTTPBearer": []}], (method, path)
+    creating = doc["paths"]["/v1/users/{user_id}/services/microsoft-online"]["put"]
+    assert "Idempotency-Key" in [p["name"] for p in creating["parameters"]]
+    assert set(creating["responses"]) >= {"202", "401", "404", "409", "422"}

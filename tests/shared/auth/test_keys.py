@@ -1,0 +1,94 @@
+"""API keys: created hashed and scoped, authenticated through a short cache; scope rules."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.auth import keys, scope
+from shared.auth.principal import Principal
+from shared.db.models import ApiKey, AuditEvent
+from shared.errors import NotAllowed, ObjectNotFound
+from shared.security import api_key_prefix
+from tests.builders import Builder
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Any:
+    keys.forget_cached_keys()
+    yield
+    keys.forget_cached_keys()
+
+
+def test_create_key_stores_only_a_hash_and_audits(db: Session) -> None:
+    key = keys.create_key(db, "operator")
+    row = db.scalar(select(ApiKey).where(ApiKey.prefix == api_key_prefix(key)))
+    assert row is not None and key not in row.key_hash and row.role == "operator" and row.scope_id is None
+    assert db.scalar(select(AuditEvent.action).where(AuditEvent.object_id == row.id)) == "api_key.created"
+
+
+def test_create_key_checks_role_and_scope(db: Session) -> None:
+    b = Builder(db)
+    sp = b.provider()
+    customer = b.customer(sp)
+    with pytest.raises(ValueError, match="role"):
+        keys.create_key(db, "admin")
+    with pytest.raises(ValueError, match="service provider"):
+        keys.create_key(db, "service-provider", None)
+    with pytest.raises(ValueError, match="service provider"):
+        keys.create_key(db, "service-provider", customer.id)
+    with pytest.raises(ValueError, match="customer"):
+        keys.create_key(db, "customer", sp.id)
+    assert keys.create_key(db, "service-provider", sp.id).startswith("m365p_")
+    assert keys.create_key(db, "customer", customer.id).startswith("m365p_")
+
+
+def test_authenticate_hits_the_database_once_per_key(db: Session, maker: sessionmaker[Session]) -> None:
+    key = keys.create_key(db, "operator")
+    db.flush()
+    queries: list[str] = []
+    event.listen(db.connection(), "before_cursor_execute", lambda *a: queries.append(a[2]))
+    first = keys.authenticate(key, maker)
+    again = keys.authenticate(key, maker)
+    assert first == again and isinstance(first, Principal) and first.role == "operator"
+    assert len([q for q in queries if "api_keys" in q]) == 1
+    assert keys.cached_principal(key) == (True, first)
+
+
+def test_unknown_malformed_and_revoked_keys(db: Session, maker: sessionmaker[Session]) -> None:
+    assert keys.authenticate("not-a-key", maker) is None
+    assert keys.cached_principal("not-a-key") == (True, None)
+    key = keys.create_key(db, "operator")
+    row = db.scalar(select(ApiKey).where(ApiKey.prefix == api_key_prefix(key)))
+    assert row is not None
+    assert keys.authenticate(key[:-1] + ("A" if key[-1] != "A" else "B"), maker) is None
+    from shared.db.types import utcnow
+
+    row.revoked_at = utcnow()
+    db.flush()
+    assert keys.authenticate(key, maker) is None
+
+
+def test_scope_rules(db: Session) -> None:
+    b = Builder(db)
+    sp, other = b.provider(), b.provider()
+    mine, theirs = b.customer(sp), b.customer(other)
+    op = Principal("k", "operator")
+    sp_key = Principal("k", "service-provider", sp.id)
+    cust_key = Principal("k", "customer", mine.id)
+    assert scope.customer(db, op, theirs.id) is theirs
+    assert scope.customer(db, sp_key, mine.id) is mine
+    for who in (sp_key, cust_key):
+        with pytest.raises(ObjectNotFound):
+            scope.customer(db, who, theirs.id)
+        with pytest.raises(ObjectNotFound):
+            scope.provider(db, who, other.id)
+    with pytest.raises(ObjectNotFound):
+        scope.provider(db, cust_key, sp.id)
+    with pytest.raises(NotAllowed):
+        scope.require_operator(sp_key, "create plans")
+    with pytest.raises(NotAllowed):
+        scope.require_manager(cust_key, "enable plans")
+    scope.require_manager(sp_key, "enable plans")
