@@ -30,6 +30,7 @@ from shared.microsoft.retry import (
     should_retry,
 )
 from shared.microsoft.tokens import TokenProvider
+from shared.observability import counters
 from shared.settings import Settings
 
 log = logging.getLogger("shared.microsoft")
@@ -174,6 +175,8 @@ class Caller:
         if retry_after is not None and response.status_code in (429, 503):
             # The whole key waits, in every process: nobody calls inside the announced window.
             self._limiter.block_until(op.limit_key, now + retry_after)
+        if response.status_code == 429:
+            counters.throttled(op.limit_key)
         return error_from_response(response.status_code, text, op.api.service,
                                    request_id=op.request_id, retry_after=retry_after)
 

@@ -15,6 +15,7 @@ from shared.db.models import ProvisioningRequest, RequestStep
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
 from shared.microsoft.errors import MicrosoftError
+from shared.observability import counters
 from shared.pipeline import finish, record, registry
 from shared.pipeline.claim import Claim, LeaseLost, lease_is_ours, start_attempt, step_row, try_claim
 from shared.pipeline.context import StepContext, describe_error
@@ -144,6 +145,8 @@ class Engine:
                                    retryable=self._retryable)
                 if isinstance(exc, MicrosoftError):
                     microsoft_error = describe_error(exc)
+                if isinstance(outcome, Retry):
+                    counters.retried(step_name)
                 if isinstance(outcome, Failed) and outcome.code == "internal_error":
                     log.exception("step %s of request %s raised", step_name, request_id)
                 uow.rollback()  # the step's partial writes go; only the outcome is recorded
