@@ -1,6 +1,7 @@
 """The Celery app: broker from settings, three queues, durable-delivery options, beat schedule."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
@@ -94,11 +95,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 @setup_logging.connect
-def _logging(**_: Any) -> None:
+def _logging(loglevel: Any = None, **_: Any) -> None:
     # Connected, so Celery leaves logging to us: one format (JSON with LOG_JSON) with request context,
     # secrets redacted, and httpx's per-call INFO lines (full URLs with UPN filters) kept out.
     settings = get_settings()
-    configure_logging(json_lines=settings.log_json, level=settings.log_level)
+    level = logging.getLevelName(loglevel) if isinstance(loglevel, int) else (loglevel or settings.log_level)
+    configure_logging(json_lines=settings.log_json, level=str(level))  # `-l` on the command line wins
 
 
 def create_app(settings: Settings | None = None) -> Celery:
