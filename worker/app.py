@@ -57,8 +57,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Longer than any countdown we allow, so a scheduled message is not redelivered early;
         # lost or stuck work is re-driven from Postgres by the reconciler, not by Redis.
         transport_options = {"visibility_timeout": 3600, "socket_keepalive": True, "retry_on_timeout": True}
-    elif settings.broker_url.startswith("sqla+"):
-        transport_options = {"polling_interval": 0.1}
+    # The SQLAlchemy transport hands every transport option to create_engine(): pass none.
     return {
         "broker_url": settings.broker_url,
         "broker_transport_options": transport_options,
