@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -13,6 +14,15 @@ from shared.requests import kinds
 from tests.builders import Builder, Licence
 
 PR = ProvisioningRequest
+
+
+@pytest.fixture(autouse=True)
+def _only_this_tests_requests(db: Session) -> None:
+    # The reconciler scans the whole table, and the session database holds requests other suites
+    # committed. Park them inside this test's transaction (rolled back afterwards) so each assertion
+    # sees exactly the requests the test made.
+    db.execute(update(PR).where(PR.state.in_(list(kinds.ACTIVE_STATES))).values(state=kinds.CANCELLED))
+
 
 
 def _set(db: Session, req: PR, **values) -> None:
