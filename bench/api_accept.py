@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -264,6 +265,11 @@ def main() -> None:
               f"   target p99 <= 50 ms")
         status, took = asyncio.run(bulk_call(port, key, world["customer_id"], plan, 1000))
         print(f"bulk: 1,000 users accepted in {took:.2f}s (status {status})   target <= 2 s")
+        print("RESULT " + json.dumps({
+            "rate_50": round(accepted / elapsed, 1), "p50_50_ms": round(pct(lat50, 0.5), 1),
+            "p99_50_ms": round(pct(lat50, 0.99), 1), "cpu_ceiling_rate": round(cpus * 1000 / (api_cpu + pg_cpu), 1),
+            "rate_8": round(len(lat8) / elapsed8, 1), "p99_8_ms": round(pct(lat8, 0.99), 1),
+            "bulk_1000_s": round(took, 2), "bulk_status": status}))
     finally:
         if proc is not None:
             os.killpg(proc.pid, signal.SIGTERM)

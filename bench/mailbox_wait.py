@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -86,6 +87,8 @@ def run(url: str, emulator: object, args: argparse.Namespace) -> int:
           f"x{args.factor:g}, cap {args.max_delay:g} s); "
           f"users created {stats['users_created']}, duplicate creates {stats['duplicate_create_attempts']}, "
           f"licence assignments {stats['licence_assignments']}")
+    print("RESULT " + json.dumps({"users": len(refs), "succeeded": done, "aliased": aliased, "wall_s": round(wall, 1),
+                                  "target_s": TARGET_S, "duplicate_creates": stats["duplicate_create_attempts"]}))
     seeder.close()
     return 0 if done == len(refs) and wall < TARGET_S else 1
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import sys
@@ -49,6 +50,9 @@ def main() -> int:
     print(f"achieved rate         : {achieved:.1f} calls/s = {achieved / args.rate:.2f} of the allowed rate")
     print(f"throttled (429)       : {stats['throttled']}")
     print(f"retry_after_violations: {stats['retry_after_violations']}")
+    print("RESULT " + json.dumps({"allowed_rate": args.rate, "achieved_rate": round(achieved, 2),
+                                  "share": round(achieved / args.rate, 3), "throttled": stats["throttled"],
+                                  "retry_after_violations": stats["retry_after_violations"]}))
     return 0 if stats["retry_after_violations"] == 0 else 1
 
 

@@ -7,6 +7,7 @@ Targets on this machine: full ≤ 15 s and ≤ 300 MB, delta ≤ 1 s.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sys
@@ -118,6 +119,7 @@ def main() -> None:
             peak = tracemalloc.get_traced_memory()[1] / 2**20 if args.tracemalloc else None
             tracemalloc.stop()
             grown = _maxrss_mb() - rss_before
+            full_peak_mb = _maxrss_mb()
             print(f"full sync: {full.state} created={full.created} updated={full.updated} "
                   f"removed={full.removed} error={full.error}")
             print(f"full sync wall time: {full_s:.2f} s (target <= 15 s)")
@@ -131,6 +133,9 @@ def main() -> None:
             print(f"delta sync: {delta.state} full={delta.full} created={delta.created} updated={delta.updated} "
                   f"removed={delta.removed} error={delta.error}")
             print(f"delta sync wall time ({args.changes} changes): {delta_s:.2f} s (target <= 1 s)")
+            print("RESULT " + json.dumps({"users": args.users, "full_state": full.state, "full_s": round(full_s, 2),
+                                          "rss_growth_mb": round(grown, 1), "process_peak_mb": round(full_peak_mb, 1),
+                                          "delta_state": delta.state, "delta_s": round(delta_s, 3)}))
     finally:
         from shared.db.engine import dispose_engine
 

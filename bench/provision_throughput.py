@@ -1,0 +1,160 @@
+"""Users provisioned per second, end to end, against the emulator with faults off.
+
+A fresh PostgreSQL database, the real Redis broker (db 8, flushed) and limiter (db 7), the emulator
+with no latency, errors, throttling or mailbox delay, and real processes: by default two
+`provisioner worker -P threads -c 4` and one `provisioner beat`. 300 user.provision requests over three
+tenants (two licences and one alias per user) are created as the API accepts them and published; the
+clock runs from the publish to the last request succeeded. Each user is the whole chain: reserve_seat,
+ensure_user (create), assign_licences, wait_mailbox (one durable timer, re-enqueued by the reconciler),
+apply_aliases, notify.
+
+Compare with bench/celery_ceiling.py (the same broker, Celery settings and workers, no-op tasks).
+
+    .venv/bin/python bench/provision_throughput.py [--users 300] [--tenants 3] [--workers 2] [--concurrency 4]
+
+Prints the figure, then `RESULT {json}`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("SECRET_KEY", "bench-secret-key-" + "x" * 16)
+
+# Nothing fails here, so nothing needs re-driving quickly: leases and the re-drive clock stay far above
+# the time a message waits in the queue. Mailbox probes start 0.2 s after licensing (the mailbox is
+# there at once), and the reconciler looks every second.
+BENCH_SETTINGS = {"LOG_LEVEL": "WARNING", "LOG_JSON": "false", "LEASE_SECONDS": "60", "REDRIVE_AFTER_S": "120",
+                  "RECONCILE_INTERVAL_S": "1", "MAILBOX_FIRST_DELAY_S": "0.2", "MAILBOX_MAX_DELAY_S": "2"}
+
+
+def _tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        children = Path(f"/proc/{p}/task/{p}/children")
+        if children.exists():
+            todo += [int(c) for c in children.read_text().split()]
+    return pids
+
+
+def _cpu(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> float:
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if d.joinpath("comm").read_text().strip() in ("postgres", "postmaster"):
+                    pids.append(int(d.name))
+            except OSError:
+                continue
+    return pids
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--users", type=int, default=300)
+    parser.add_argument("--tenants", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pool", default="threads")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--timeout", type=float, default=300)
+    args = parser.parse_args()
+
+    from emulator.testing import running_emulator
+    from shared.db.migrate import upgrade
+    from tests.conftest import create_database, drop_database
+
+    name = "bench_e2e_" + uuid.uuid4().hex[:8]
+    url = create_database(name)
+    try:
+        upgrade(url)
+        with running_emulator() as emulator:
+            return run(url, emulator, args)
+    finally:
+        from shared.db.engine import dispose_engine
+
+        dispose_engine()
+        drop_database(name)
+
+
+def run(url: str, emulator: object, args: argparse.Namespace) -> int:
+    from shared.requests import kinds
+    from tests.reliability.stack import Stack, World, drill_env, flush_redis, quiet_emulator, seed
+
+    env = drill_env(url, emulator, **BENCH_SETTINGS)  # type: ignore[arg-type]
+    for key in ("DATABASE_URL", "BROKER_URL", "REDIS_URL", "ENVIRONMENT", "LEASE_SECONDS", "REDRIVE_AFTER_S"):
+        os.environ[key] = env[key]
+    from worker.app import get_app
+    from worker.canvas import publish
+
+    world = World(url, emulator)  # type: ignore[arg-type]
+    tenants, refs = seed(world, args.tenants, args.users // args.tenants)
+    ids = [r.id for r in refs]
+    flush_redis()
+    quiet_emulator(emulator, mailbox_delay_s={"first": 0, "next": 0})  # type: ignore[arg-type]
+    with Stack(env) as stack:
+        for n in range(args.workers):
+            stack.worker(f"w{n}", pool=args.pool, concurrency=args.concurrency, loglevel="WARNING")
+        stack.beat(loglevel="WARNING")
+        deadline = time.monotonic() + 60
+        while len(get_app().control.ping(timeout=0.5) or []) < args.workers:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the workers did not answer:\n{stack.logs()}")
+        groups = {"workers": lambda: [p for n in range(args.workers) for p in _tree(stack.procs[f"w{n}"].pid)],
+                  "beat": lambda: _tree(stack.procs["beat"].pid),
+                  "emulator": lambda: [emulator.process.pid],  # type: ignore[attr-defined]
+                  "postgres": _postgres_pids, "this process": lambda: [os.getpid()]}
+        before = {k: _cpu(f()) for k, f in groups.items()}
+        busy_before = _machine_busy()
+        started = time.monotonic()
+        publish(refs)
+        states = world.wait(ids, timeout=args.timeout)
+        wall = time.monotonic() - started
+        cpu = {k: _cpu(f()) - before[k] for k, f in groups.items()}
+        cpu["everything else"] = max(0.0, _machine_busy() - busy_before - sum(cpu.values()))
+    stats = emulator.stats()  # type: ignore[attr-defined]
+    ours = [stats["by_tenant"].get(t.tenant_id, {}) for t in tenants]
+    done = states.get(kinds.SUCCEEDED, 0)
+    rate = done / wall
+    world.close()
+    print(f"end-to-end provisioning: {done}/{len(ids)} users succeeded in {wall:.1f} s = {rate:.2f} users/s "
+          f"({args.workers} x -P {args.pool} -c {args.concurrency}, faults off, {os.cpu_count()} CPUs); "
+          f"users created {sum(o.get('users_created', 0) for o in ours)}, "
+          f"duplicate creates {sum(o.get('duplicate_create_attempts', 0) for o in ours)}")
+    print("CPU seconds during the run: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+          + f" (of {wall * (os.cpu_count() or 1):.1f} available); per user: "
+          + ", ".join(f"{k} {v / max(done, 1) * 1000:.0f} ms" for k, v in cpu.items()))
+    print("RESULT " + json.dumps({"users": len(ids), "succeeded": done, "wall_s": round(wall, 2),
+                                  "users_per_s": round(rate, 3), "workers": args.workers, "pool": args.pool,
+                                  "concurrency": args.concurrency, "states": states,
+                                  "cpu_s": {k: round(v, 2) for k, v in cpu.items()}}))
+    return 0 if done == len(ids) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,270 @@
+"""Every headline figure of the product in one run, each beside its reference measured in the same run.
+
+    .venv/bin/python bench/run_all.py [--only NAME ...] [--budget 570]
+
+Runs each benchmark of bench/ as a subprocess with a timeout (streaming its output), reads the
+`RESULT {json}` line it ends with, and prints one table: figure, value, reference, target, pass/fail,
+with the date and the machine. A benchmark that fails, times out or prints no RESULT line shows its
+error in the table; the others still run. Needs PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379).
+
+Exit status: 0 when every benchmark produced its figures (targets missed or not), 1 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+Result = dict[str, Any]
+
+
+@dataclass
+class Bench:
+    name: str
+    script: str
+    timeout: float
+    args: list[str] = field(default_factory=list)
+
+
+# The ceiling and the end-to-end run sit next to each other so both meet the machine in the same state.
+BENCHES = [
+    Bench("ceiling", "celery_ceiling.py", 120),
+    Bench("e2e", "provision_throughput.py", 240),
+    Bench("throttling", "ms_client_throttling.py", 90),
+    Bench("api", "api_accept.py", 180),
+    Bench("sync", "sync_full.py", 150),
+    Bench("mailbox", "mailbox_wait.py", 330),
+]
+
+
+@dataclass
+class Outcome:
+    result: Result | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class Row:
+    figure: str
+    value: str
+    reference: str
+    target: str
+    ok: bool | None  # None: no verdict (the benchmark failed)
+
+
+def run(bench: Bench, timeout: float) -> Outcome:
+    """Run one benchmark, stream its output indented, return its RESULT (or why there is none)."""
+    cmd = [sys.executable, str(ROOT / "bench" / bench.script), *bench.args]
+    print(f"\n=== {bench.name}: {' '.join(Path(c).name if i < 2 else c for i, c in enumerate(cmd))} "
+          f"(timeout {timeout:.0f} s)", flush=True)
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            print(f"  | {line}", end="", flush=True)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _stop(proc)
+    reader.join(timeout=10)
+    seconds = time.monotonic() - started
+    result = next((json.loads(line[len("RESULT "):]) for line in reversed(lines) if line.startswith("RESULT ")),
+                  None)
+    if timed_out:
+        return Outcome(result, f"timed out after {timeout:.0f} s", seconds)
+    if result is None:
+        tail = " / ".join(line.strip() for line in lines[-3:] if line.strip())
+        return Outcome(None, f"exit {proc.returncode}, no RESULT line: {tail[-300:]}", seconds)
+    return Outcome(result, None, seconds)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """SIGINT first (the benchmark's finally blocks stop its workers and drop its database), then SIGKILL."""
+    for sig, grace in ((signal.SIGINT, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+# -- the table ---------------------------------------------------------------------------------------------------
+def _rows_e2e(res: dict[str, Outcome]) -> list[Row]:
+    e2e, ceiling = res.get("e2e"), res.get("ceiling")
+    if not e2e or not e2e.result or not ceiling or not ceiling.result:
+        why = "; ".join(f"{n}: {o.error}" for n, o in (("e2e", e2e), ("ceiling", ceiling)) if o and o.error)
+        return [Row("(1) users provisioned/s end to end", "ERROR", why or "not run", ">= 0.4 x ceiling", None)]
+    e, c = e2e.result, ceiling.result
+    ratio = e["users_per_s"] / c["chains_per_s"] if c["chains_per_s"] else 0.0
+    ok = ratio >= 0.4 and e["succeeded"] == e["users"]
+    return [Row("(1) users provisioned/s end to end",
+                f"{e['users_per_s']:.1f} users/s ({e['succeeded']}/{e['users']} in {e['wall_s']:.0f} s) "
+                f"= {ratio:.2f} x ceiling",
+                f"Celery ceiling {c['chains_per_s']:.0f} chains/s of 5 no-op tasks "
+                f"({c['workers']} x -P {c['pool']} -c {c['concurrency']} both)",
+                ">= 0.4 x ceiling", ok)]
+
+
+def _rows_throttling(o: Outcome) -> list[Row]:
+    r = o.result
+    if not r:
+        return [Row("(2) Microsoft call rate under throttling", "ERROR", o.error or "", ">= 0.9, 0 violations", None)]
+    return [Row("(2) Microsoft call rate under throttling",
+                f"{r['achieved_rate']:.1f} calls/s = {r['share']:.2f} of allowed, "
+                f"{r['retry_after_violations']} violations, {r['throttled']} x 429",
+                f"emulator allows {r['allowed_rate']:.0f} calls/s per tenant",
+                ">= 0.9 of allowed, 0 violations", r["share"] >= 0.9 and r["retry_after_violations"] == 0)]
+
+
+def _rows_mailbox(o: Outcome) -> list[Row]:
+    r = o.result
+    if not r:
+        return [Row("(3) mailbox wait, 1,000 users", "ERROR", o.error or "", "< 120 s, all done", None)]
+    return [Row("(3) mailbox wait, 1,000 users",
+                f"{r['wall_s']:.0f} s to all aliases ({r['succeeded']}/{r['users']} succeeded)",
+                "mailboxes take 20 s (a tenant's first 60 s); 4 slots",
+                f"< {r['target_s']:.0f} s, all done", r["wall_s"] < r["target_s"] and r["succeeded"] == r["users"])]
+
+
+def _rows_api(o: Outcome) -> list[Row]:
+    r = o.result
+    if not r:
+        return [Row("(4) API accept rate and p99", "ERROR", o.error or "", ">= 400/s; p99 <= 50 ms", None)]
+    return [
+        Row("(4) API accepts/s (50 clients)", f"{r['rate_50']:.0f} requests/s (p99 {r['p99_50_ms']:.0f} ms)",
+            f"CPU-bound ceiling {r['cpu_ceiling_rate']:.0f}/s (CPU per request)", ">= 400/s",
+            r["rate_50"] >= 400),
+        Row("(4) API p99 (8 clients)", f"{r['p99_8_ms']:.0f} ms at {r['rate_8']:.0f} requests/s", "-",
+            "<= 50 ms", r["p99_8_ms"] <= 50),
+        Row("(4) API bulk call, 1,000 users", f"{r['bulk_1000_s']:.2f} s (status {r['bulk_status']})", "-",
+            "<= 2 s", r["bulk_1000_s"] <= 2 and r["bulk_status"] == 202),
+    ]
+
+
+def _rows_sync(o: Outcome) -> list[Row]:
+    r = o.result
+    if not r:
+        return [Row("(5) sync time and peak memory", "ERROR", o.error or "", "<= 15 s, <= 300 MB", None)]
+    ok = r["full_state"] == "succeeded"
+    return [
+        Row(f"(5) full sync, {r['users']:,} users", f"{r['full_s']:.1f} s ({r['full_state']})", "-", "<= 15 s",
+            ok and r["full_s"] <= 15),
+        Row("(5) full sync peak memory", f"+{r['rss_growth_mb']:.0f} MB RSS growth",
+            f"process peak {r['process_peak_mb']:.0f} MB", "<= 300 MB", ok and r["rss_growth_mb"] <= 300),
+        Row("(5) delta sync, 100 changes", f"{r['delta_s']:.2f} s ({r['delta_state']})", "-", "<= 1 s",
+            r["delta_state"] == "succeeded" and r["delta_s"] <= 1),
+    ]
+
+
+def rows(res: dict[str, Outcome]) -> list[Row]:
+    builders: list[tuple[str, Callable[[Outcome], list[Row]]]] = [
+        ("throttling", _rows_throttling), ("mailbox", _rows_mailbox), ("api", _rows_api), ("sync", _rows_sync)]
+    out = _rows_e2e(res) if "e2e" in res or "ceiling" in res else []
+    for name, build in builders:
+        if name in res:
+            out += build(res[name])
+    return out
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    with contextlib.suppress(OSError, StopIteration):
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name"))
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip() or os.cpu_count()
+    mem = ""
+    try:
+        kib = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                       if line.startswith("MemTotal")))
+        mem = f", {kib / 2**20:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        pass
+    return f"nproc {nproc}, {model}{mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def revision() -> str:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                          check=False).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True,
+                           check=False).stdout.strip()
+    return (head or "unknown") + (" (uncommitted changes)" if dirty else "")
+
+
+def table(items: list[Row]) -> str:
+    header = ("figure", "value", "reference (same run)", "target", "result")
+    cells = [header] + [(r.figure, r.value, r.reference, r.target,
+                         "ERROR" if r.ok is None else "pass" if r.ok else "FAIL") for r in items]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
+    line = "+-" + "-+-".join("-" * w for w in widths) + "-+"
+    out = [line, "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |", line]
+    out += ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells[1:]]
+    return "\n".join([*out, line])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--only", nargs="*", choices=[b.name for b in BENCHES], help="run only these")
+    parser.add_argument("--budget", type=float, default=570.0, help="seconds for the whole run (each benchmark "
+                        "gets at most what is left)")
+    args = parser.parse_args()
+    started_at = datetime.now(UTC)
+    started = time.monotonic()
+    outcomes: dict[str, Outcome] = {}
+    for bench in BENCHES:
+        if args.only and bench.name not in args.only:
+            continue
+        left = args.budget - (time.monotonic() - started)
+        if left < 20:
+            outcomes[bench.name] = Outcome(None, "skipped: the run's time budget is spent")
+            continue
+        outcomes[bench.name] = run(bench, min(bench.timeout, left))
+        o = outcomes[bench.name]
+        print(f"=== {bench.name}: {'ok' if o.error is None else o.error} ({o.seconds:.0f} s)", flush=True)
+    total = time.monotonic() - started
+    items = rows(outcomes)
+    print(f"\nm365-provisioner benchmarks, {started_at:%Y-%m-%d %H:%M} UTC, revision {revision()}")
+    print(f"machine: {machine()}")
+    print(table(items))
+    print("benchmark time: " + ", ".join(f"{n} {o.seconds:.0f} s" for n, o in outcomes.items())
+          + f"; total {total:.0f} s")
+    for name, o in outcomes.items():
+        if o.error:
+            print(f"error in {name}: {o.error}")
+    print("RESULT " + json.dumps({"date": started_at.isoformat(timespec="seconds"), "machine": machine(),
+                                  "total_s": round(total, 1),
+                                  "figures": [r.__dict__ for r in items],
+                                  "benchmarks": {n: {"result": o.result, "error": o.error,
+                                                     "seconds": round(o.seconds, 1)} for n, o in outcomes.items()}}))
+    return 0 if all(o.error is None for o in outcomes.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
