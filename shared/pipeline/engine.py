@@ -119,7 +119,11 @@ class Engine:
         if req is None or step is None:
             return _halt("no such request or step")
         if req.state in kinds.ACTIVE_STATES and step.state in (kinds.STEP_SUCCEEDED, kinds.STEP_SKIPPED):
-            return Verdict("continue", reason="step already done")
+            # A stale copy (a re-drive of a message that was only slow, not lost): stop here. If this
+            # copy was the chain's only way on (its worker died between commit and sending the next
+            # message), the reconciler re-drives from the current step; continuing would walk a
+            # second copy of the whole chain and multiply every later message.
+            return _halt("step already done")
         return _halt(f"request {req.state} at {req.current_step}, lease until {req.lease_until}")
 
     # -- 2. run -----------------------------------------------------------------------------------

@@ -62,14 +62,15 @@ def test_a_user_is_provisioned_and_mailbox_waits_as_a_durable_timer(world, engin
     assert "request.state_changed" in topics
 
 
-def test_a_second_delivery_of_a_done_step_is_skipped_and_the_chain_continues(world, engine, db):
+def test_a_second_delivery_of_a_done_step_stops_without_acting(world, engine, db):
     user = world.user("bob@contoso.com")
     req = world.b.provision(user, world.plan)
     assert engine.run(req.id, "reserve_seat").action == "continue"
     assert engine.run(req.id, "ensure_user").action == "continue"
     calls = sum(world.ms.calls.values())
     verdict = engine.run(req.id, "ensure_user")  # redelivered message
-    assert verdict.action == "continue" and verdict.reason == "step already done"
+    # A stale copy halts: walking on would duplicate every later message of the chain.
+    assert verdict.action == "halt" and verdict.reason == "step already done"
     assert sum(world.ms.calls.values()) == calls
     assert engine.run(req.id, "wait_mailbox").action == "halt"  # ahead of the current step
 
