@@ -78,7 +78,7 @@ def _wait_for(pred: object, timeout: float, what: str) -> None:
                 return
         except (httpx.HTTPError, OSError):
             pass
-        time.sleep(0.2)
+        threading.Event().wait(0.2)  # the supervisor's start-up poll; not a task
     raise RuntimeError(f"timed out waiting for {what}")
 
 
