@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 import pytest
 
@@ -43,6 +44,8 @@ def test_publishing_many_chains_uses_one_producer(monkeypatch):
     producers, sent = [], []
 
     class App:
+        conf = SimpleNamespace(broker_url="memory://", broker_transport_options={})
+
         @contextmanager
         def producer_or_acquire(self):
             producers.append(object())

@@ -1,0 +1,114 @@
+"""The Redis fast path writes what Celery writes: same message, same event, read back from real Redis."""
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+import redis
+
+from shared.requests import kinds
+from shared.requests.dispatch import RequestRef
+from shared.settings import Settings
+from worker import canvas, redis_publish
+from worker.app import create_app
+
+STEPS = kinds.steps_of(kinds.USER_PROVISION)
+# Values that are fresh per message (ids, tags, clocks) or per process (origin): compared by shape.
+FRESH = {"id", "root_id", "correlation_id", "delivery_tag", "task_id", "uuid", "clock", "timestamp", "origin",
+         "hostname", "pid"}
+
+
+@pytest.fixture
+def broker(redis_url: str) -> Any:
+    url = redis_url.rsplit("/", 1)[0] + "/13"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url, client
+    client.flushdb()
+    client.close()
+    redis_publish.reset()
+
+
+def normalise(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: (type(v).__name__ if k in FRESH else normalise(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalise(v) for v in value]
+    return value
+
+
+def decode(raw: bytes) -> dict[str, Any]:
+    message = json.loads(raw)
+    message["body"] = json.loads(base64.b64decode(message["body"]))
+    return message
+
+
+def published(client: redis.Redis, queue: str) -> list[dict[str, Any]]:
+    return [decode(raw) for raw in reversed(client.lrange(queue, 0, -1))]  # LPUSH + BRPOP: oldest last
+
+
+@pytest.mark.parametrize("from_step", [STEPS[0], "wait_mailbox", STEPS[-1]])
+def test_the_fast_path_writes_the_message_and_event_celery_writes(broker, from_step, monkeypatch):
+    url, client = broker
+    settings = Settings(environment="test", secret_key="x" * 32, broker_url=url, lease_seconds=300)
+    app = create_app(settings)
+    monkeypatch.setattr(canvas, "get_app", lambda: app)
+    ref = RequestRef("7d0c3a52-1a0b-4c39-8a43-6f2a0f0c9e11", kinds.USER_PROVISION, from_step)
+    queue = canvas.queue_for(ref.kind, from_step)
+    events = client.pubsub()
+    events.psubscribe("*celeryev*")
+    assert events.get_message(timeout=2)["type"] == "psubscribe"
+
+    with app.producer_or_acquire() as producer:  # Celery's own path
+        canvas.chain_for(ref, settings).apply_async(producer=producer)
+    fast = redis_publish.RedisChainPublisher(app, canvas.RUN_STEP, canvas.queue_for, canvas.time_limits(settings))
+    fast.publish([ref])
+
+    celery_msg, fast_msg = published(client, queue)
+    assert normalise(fast_msg) == normalise(celery_msg)
+    # The chain's own ids are fresh, distinct and the first is the root of all.
+    chain = fast_msg["body"][2]["chain"] or []
+    ids = [fast_msg["headers"]["id"], *(sig["options"]["task_id"] for sig in chain)]
+    assert len(set(ids)) == len(ids) == len(STEPS) - STEPS.index(from_step)
+    assert fast_msg["headers"]["root_id"] == fast_msg["properties"]["correlation_id"] == ids[0]
+
+    sent = [events.get_message(timeout=2) for _ in range(2)]
+    assert [m["channel"] for m in sent] == [b"/13.celeryev/task.sent"] * 2
+    celery_event, fast_event = (decode(m["data"]) for m in sent)
+    assert normalise(fast_event) == normalise(celery_event)
+    assert fast_event["body"]["uuid"] == ids[0]
+    events.close()
+
+
+def test_a_batch_is_one_round_trip_in_order(broker):
+    url, client = broker
+    settings = Settings(environment="test", secret_key="x" * 32, broker_url=url, lease_seconds=300)
+    app = create_app(settings)
+    fast = redis_publish.RedisChainPublisher(app, canvas.RUN_STEP, canvas.queue_for, canvas.time_limits(settings))
+    refs = [RequestRef(f"r{i}", kinds.USER_PROVISION, STEPS[0]) for i in range(500)]
+    fast.publish(refs)
+    messages = published(client, "provisioning")
+    assert [m["body"][0][0] for m in messages] == [r.id for r in refs]  # first published is consumed first
+
+
+def test_an_unknown_step_is_refused_before_anything_is_sent(broker):
+    url, client = broker
+    settings = Settings(environment="test", secret_key="x" * 32, broker_url=url)
+    fast = redis_publish.RedisChainPublisher(create_app(settings), canvas.RUN_STEP, canvas.queue_for, (1.0, 2.0))
+    with pytest.raises(ValueError):
+        fast.publish([RequestRef("a", kinds.USER_PROVISION, STEPS[0]), RequestRef("b", kinds.USER_PROVISION, "x")])
+    assert client.llen("provisioning") == 0
+
+
+@pytest.mark.parametrize(("url", "options", "expected"), [
+    ("redis://127.0.0.1:6379/0", {"visibility_timeout": 3600}, True),
+    ("rediss://cache.example:6380/1", {}, True),
+    ("sqla+sqlite:///broker.db", {}, False),
+    ("redis://a:6379/0;redis://b:6379/0", {}, False),  # failover list: kombu picks the live one
+    ("redis://127.0.0.1:6379/0", {"global_keyprefix": "tenant1:"}, False),
+    ("sentinel://s1:26379", {"master_name": "m"}, False),
+])
+def test_only_plain_redis_takes_the_fast_path(url, options, expected):
+    assert redis_publish.supported(url, options) is expected
