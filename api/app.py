@@ -43,9 +43,6 @@ Every error is `application/problem+json` (RFC 9457) with a stable `code`. Creat
 ROUTERS = (users, requests, customers, customer_services, agreements, sync, service_providers, plans, health)
 
 
-# Sync routes run on this many threads per process. More only adds GIL hand-offs: the work is
-# CPU-bound Python between short database round trips.
-THREADS = 8
 # How soon a thread whose database call returned gets the GIL back (Python's default is 5 ms). A
 # thread holding a customer's seat lock waits for the GIL between its statements; every
 # millisecond there is a millisecond every other accept for that customer queues behind it.
@@ -54,7 +51,10 @@ GIL_SWITCH_INTERVAL_S = 0.001
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
+    # Few threads: the accept path is CPU-bound Python between short database round trips, and
+    # every extra thread adds GIL hand-offs (8 cost a tenth more CPU per accept than 4). Scale with
+    # processes (`provisioner api --workers`), not threads.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = get_settings().api_threads
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     publisher = BackgroundPublisher(dispatch.get_publisher())  # the default, worker.canvas.publish
     dispatch.set_publisher(publisher)

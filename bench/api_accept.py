@@ -1,6 +1,6 @@
 """Bench: how fast the API accepts provisioning work (prints figures; not a timed test).
 
-Starts the API (uvicorn, 2 workers) on a fresh PostgreSQL database with the real Redis broker
+Starts the API (`provisioner api --workers 2`) on a fresh PostgreSQL database with the real Redis broker
 (BROKER_URL=redis://127.0.0.1:6379/10, no worker consuming; purged after), seeds a connected
 customer with plenty of seats and users, then prints:
 
@@ -199,9 +199,9 @@ def pct(values: list[float], q: float) -> float:
 
 # -- the API process ---------------------------------------------------------------------------------------------
 def start_api(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
-           "--loop", "uvloop", "--http", "httptools"]
+    # The product's own command, as compose and Kubernetes run it.
+    cmd = [str(Path(sys.executable).with_name("provisioner")), "api", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
     deadline = time.time() + 30
     while time.time() < deadline:

@@ -51,12 +51,11 @@ def api(
     port: Annotated[int, typer.Option()] = 8000,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
 ) -> None:
-    """The HTTP API alone."""
-    import uvicorn
+    """The HTTP API alone (several workers: one listening socket per process, see shared/apiserver.py)."""
+    from shared.apiserver import serve
 
     load_settings()  # fail here, with the variable named, not inside a worker process
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", access_log=False, proxy_headers=True)
+    raise typer.Exit(serve(host, port, workers))
 
 
 @app.command(context_settings=PASS_THROUGH)

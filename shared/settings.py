@@ -82,6 +82,8 @@ class Settings(BaseSettings):
 
     # API.
     api_max_body_bytes: int = Field(default=2_000_000, gt=0)
+    # Threads per API process for the routes that block (database, live Microsoft calls).
+    api_threads: int = Field(default=4, ge=1, le=256)
     bulk_max_users: int = Field(default=1000, gt=0)
 
     # Flower basic auth "user:password"; unset in dev means no auth on 127.0.0.1.
