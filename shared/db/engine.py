@@ -1,11 +1,14 @@
 """Engine and session factory, built lazily once per process (never at import)."""
 from __future__ import annotations
 
+import functools
 import os
 import threading
+import time
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Dialect, Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -39,7 +42,31 @@ def build_engine(url: str, *, pooled: bool = True) -> Engine:
         return engine
     if not pooled:
         return create_engine(url, poolclass=NullPool)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=1800)
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
+    event.listen(engine, "checkin", _mark_idle)
+    event.listen(engine, "checkout", functools.partial(_ping_if_idle, engine.dialect))
+    return engine
+
+
+# A pooled connection idle longer than this is pinged before use (a server restart, a proxy's idle
+# timeout). Not every checkout, as `pool_pre_ping` would: that is a round trip per transaction, a
+# tenth of an API accept. A connection that dies while in steady use fails one statement; the
+# disconnect invalidates the whole pool, so each process loses one transaction (a 503 to retry).
+PING_AFTER_IDLE_S = 2.0
+
+
+def _mark_idle(_dbapi_conn: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dialect: Dialect, dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    idle_since = record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+        return
+    try:
+        dialect.do_ping(dbapi_conn)  # what pool_pre_ping runs (outside any transaction)
+    except Exception as exc:  # the pool replaces the connection and tries again (SQLAlchemy's recipe)
+        raise DisconnectionError("pooled connection is dead") from exc
 
 
 def get_engine() -> Engine:
