@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from shared.db.models import SeatReservation, TenantSku
+from shared.db.models import SeatHold, SeatReservation, TenantSku
 
 HELD, CONSUMED, RELEASED = "held", "consumed", "released"
 
@@ -26,12 +26,13 @@ class SkuSeats:
 
 
 def held_counts(session: Session, customer_id: str) -> dict[str, int]:
+    """Seats held per SKU: the triggers on seat_reservations keep these sums (migration 0003)."""
     rows = session.execute(
-        select(SeatReservation.sku_part_number, func.count())
-        .where(SeatReservation.customer_id == customer_id, SeatReservation.state == HELD)
-        .group_by(SeatReservation.sku_part_number)
+        select(SeatHold.sku_part_number, func.sum(SeatHold.held))
+        .where(SeatHold.customer_id == customer_id)
+        .group_by(SeatHold.sku_part_number)
     )
-    return {sku: n for sku, n in rows}
+    return {sku: int(n) for sku, n in rows if n}
 
 
 def seats(session: Session, customer_id: str) -> list[SkuSeats]:
@@ -65,13 +66,19 @@ def consume(session: Session, request_id: str) -> None:
 
     The local consumed count is bumped too, so the ledger stays right until the next read
     of Microsoft's counts replaces it.
+
+    Lock order: the reservations (and through their trigger the seat-hold rows) first, the SKU
+    rows after, as every accept does; SKU counts the step refreshed but has not flushed yet wait
+    (no_autoflush) so they do not lock the SKU rows first.
     """
-    held = session.scalars(select(SeatReservation).where(SeatReservation.request_id == request_id,
-                                                         SeatReservation.state == HELD)).all()
-    for r in held:
-        r.state = CONSUMED
-        session.execute(update(TenantSku).where(TenantSku.customer_id == r.customer_id,
-                                                TenantSku.sku_part_number == r.sku_part_number)
+    with session.no_autoflush:
+        moved = session.execute(update(SeatReservation)
+                                .where(SeatReservation.request_id == request_id, SeatReservation.state == HELD)
+                                .values(state=CONSUMED)
+                                .returning(SeatReservation.customer_id, SeatReservation.sku_part_number)).all()
+    for customer_id, sku in sorted(moved):
+        session.execute(update(TenantSku).where(TenantSku.customer_id == customer_id,
+                                                TenantSku.sku_part_number == sku)
                         .values(consumed=TenantSku.consumed + 1))
 
 

@@ -15,7 +15,15 @@ from sqlalchemy.orm import Session
 
 from shared.customers.context import CustomerContext
 from shared.customers.licences import refresh_skus
-from shared.db.models import PlanEnablement, SeatReservation, TenantSku, User, UserPlanLicence, UserService
+from shared.db.models import (
+    PlanEnablement,
+    SeatHold,
+    SeatReservation,
+    TenantSku,
+    User,
+    UserPlanLicence,
+    UserService,
+)
 from shared.errors import StateConflict
 from shared.seats import ledger
 
@@ -113,8 +121,8 @@ def check_seats(s: Session, ctx: CustomerContext, needed: Counter[str], *, own_h
         rows = _lock_skus(s, ctx.customer_id, needed, exclusive)
     # A statement of its own, after the lock: one evaluated with the lock would use a snapshot older
     # than the commit it waited for.
-    held = {sku: n for sku, n in s.connection().execute(_held_stmt(), {"customer_id": ctx.customer_id,
-                                                                         "skus": list(needed)})}
+    held = {sku: int(n) for sku, n in s.connection().execute(_held_stmt(), {"customer_id": ctx.customer_id,
+                                                                              "skus": list(needed)})}
     short, close = [], False
     for sku, n in sorted(needed.items()):
         total, consumed = rows.get(sku, (0, 0))
@@ -175,7 +183,7 @@ def _lock_skus_stmt(exclusive: bool) -> Executable:
 
 @cache
 def _held_stmt() -> Executable:
-    return (select(SeatReservation.sku_part_number, func.count())
-            .where(SeatReservation.customer_id == bindparam("customer_id"), SeatReservation.state == ledger.HELD,
-                   SeatReservation.sku_part_number.in_(bindparam("skus", expanding=True)))
-            .group_by(SeatReservation.sku_part_number))
+    return (select(SeatHold.sku_part_number, func.sum(SeatHold.held))
+            .where(SeatHold.customer_id == bindparam("customer_id"),
+                   SeatHold.sku_part_number.in_(bindparam("skus", expanding=True)))
+            .group_by(SeatHold.sku_part_number))

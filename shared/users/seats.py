@@ -67,6 +67,12 @@ def reserve_seat(ctx: StepContext) -> Done:
     if not missing:
         return Done(note="seats held since the request was accepted")
     # Held here (e.g. users of an onboarding request, accepted before the tenant's licences were known).
+    # Held first, then the SKU rows locked and counted with this hold in them: the lock order of
+    # every accept (seat holds, then SKU rows), so the two never deadlock. Refused, the step's
+    # writes roll back, the hold with them.
+    ledger.reserve(ctx.session, customer_id=user.customer_id, user_id=user.id, request_id=ctx.request.id,
+                   sku_part_numbers=missing)
+    ctx.session.flush()
     locked = ledger.lock_skus(ctx.session, user.customer_id, missing)
     if len(locked) < len(missing):
         conn = access.connection(ctx)
@@ -77,8 +83,6 @@ def reserve_seat(ctx: StepContext) -> Done:
     for sku in missing:
         if sku not in locked:
             raise StepFailed("sku_not_in_tenant", f"the tenant has no {sku} subscription")
-        if free.get(sku, 0) < 1:
+        if free.get(sku, 0) < 0:  # this request's own hold is counted
             raise StepFailed("no_free_licences", f"no free {sku} seat in the tenant")
-    ledger.reserve(ctx.session, customer_id=user.customer_id, user_id=user.id, request_id=ctx.request.id,
-                   sku_part_numbers=missing)
     return Done(note=f"held {len(missing)} seat(s)")

@@ -14,12 +14,12 @@ from shared.db.models.plans import CustomerPlan, UserPlan, UserPlanLicence
 from shared.db.models.providers import ProviderCustomerPlan, ProviderService, ProviderUserPlan, ServiceProvider
 from shared.db.models.requests import ProvisioningRequest, RequestStep
 from shared.db.models.sync import SyncPolicy, SyncRun
-from shared.db.models.users import SeatReservation, User, UserService
+from shared.db.models.users import SeatHold, SeatReservation, User, UserService
 
 __all__ = [
     "Agreement", "ApiKey", "AuditEvent", "Base", "Customer", "CustomerPlan", "CustomerService",
     "IdempotentAnswer", "OutboxMessage", "PlanEnablement", "ProviderCustomerPlan", "ProviderService",
-    "ProviderUserPlan", "ProvisioningRequest", "RequestStep", "SeatReservation", "ServiceProvider",
+    "ProviderUserPlan", "ProvisioningRequest", "RequestStep", "SeatHold", "SeatReservation", "ServiceProvider",
     "SyncPolicy", "SyncRun", "TenantConnection", "TenantSku", "User", "UserPlan", "UserPlanLicence",
     "UserService",
 ]
