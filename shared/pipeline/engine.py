@@ -17,9 +17,10 @@ from shared.db.uow import UnitOfWork
 from shared.microsoft.errors import MicrosoftError
 from shared.observability import counters
 from shared.pipeline import finish, record, registry
-from shared.pipeline.claim import Claim, LeaseLost, lease_is_ours, start_attempt, step_row, try_claim
+from shared.pipeline.claim import CLAIMABLE, Claim, LeaseLost, lease_is_ours, start_attempt, step_row, try_claim
 from shared.pipeline.context import StepContext, describe_error
 from shared.pipeline.errors import classify
+from shared.pipeline.isolation import Isolation
 from shared.pipeline.outcomes import Blocked, Done, Failed, Retry, Wait
 from shared.pipeline.ports import Microsoft
 from shared.requests import kinds
@@ -41,6 +42,20 @@ def _halt(reason: str) -> Verdict:
     return Verdict("halt", reason=reason)
 
 
+class _Suspect:
+    """The step's previous delivery ended without an outcome: claim it only with the process to itself."""
+
+
+SUSPECT = _Suspect()
+
+
+def _suspect(deliveries: int, current_step: str | None, state: str, lease_until: datetime | None, *,
+             step_name: str, now: datetime) -> bool:
+    """Claimable now, and claimed before without an outcome (deliveries are reset by every outcome)."""
+    return bool(deliveries) and current_step == step_name and state in CLAIMABLE \
+        and (lease_until is None or lease_until < now)
+
+
 class Engine:
     """Runs steps for the worker (or a test) with injected Microsoft clients, settings and sessions.
 
@@ -57,29 +72,46 @@ class Engine:
     def __init__(self, microsoft: Microsoft, *, settings: Settings | None = None,
                  session_factory: sessionmaker[Session] | None = None,
                  clock: Callable[[], datetime] = utcnow,
-                 retryable: tuple[type[BaseException], ...] = ()) -> None:
+                 retryable: tuple[type[BaseException], ...] = (),
+                 isolation: Isolation | None = None) -> None:
         self.microsoft = microsoft
         self.settings = settings or get_settings()
         self._factory = session_factory
         self._clock = clock
         # Exceptions from the host (e.g. Celery's soft time limit) that mean "try again soon".
         self._retryable = retryable
+        self._isolation = isolation or Isolation()
 
     def _uow(self) -> UnitOfWork:
         return UnitOfWork(self._factory)
 
     def run(self, request_id: str, step_name: str) -> Verdict:
-        claim_or_verdict = self._claim(request_id, step_name)
-        if isinstance(claim_or_verdict, Verdict):
-            return claim_or_verdict
-        return self._run(request_id, step_name, claim_or_verdict)
+        with self._isolation.shared():
+            claimed = self._claim(request_id, step_name, suspect_ok=not self._isolation.isolates)
+            if claimed is not SUSPECT:
+                return self._run_claimed(request_id, step_name, claimed)
+        # The last delivery of this step ended without an outcome (its process died?): run it alone.
+        with self._isolation.exclusive():
+            log.warning("request %s step %s: its last delivery never finished; running it alone", request_id,
+                        step_name)
+            return self._run_claimed(request_id, step_name, self._claim(request_id, step_name, suspect_ok=True))
+
+    def _run_claimed(self, request_id: str, step_name: str, claimed: Claim | Verdict | _Suspect) -> Verdict:
+        if isinstance(claimed, Verdict):
+            return claimed
+        assert isinstance(claimed, Claim)
+        return self._run(request_id, step_name, claimed)
 
     # -- 1. claim ---------------------------------------------------------------------------------
-    def _claim(self, request_id: str, step_name: str) -> Claim | Verdict:
+    def _claim(self, request_id: str, step_name: str, *, suspect_ok: bool) -> Claim | Verdict | _Suspect:
         now = self._clock()
         with self._uow() as uow:
             s = uow.session
-            parent_id = s.scalar(select(PR.parent_id).where(PR.id == request_id))
+            found = s.execute(select(PR.parent_id, PR.deliveries, PR.current_step, PR.state, PR.lease_until)
+                              .where(PR.id == request_id)).first()
+            if found is not None and not suspect_ok and _suspect(*found[1:], step_name=step_name, now=now):
+                return SUSPECT  # nothing claimed; the caller takes the process for itself and asks again
+            parent_id = found[0] if found is not None else None
             if parent_id is not None:
                 gate = self._parent_gate(s, request_id, parent_id, now)
                 if gate is not None:

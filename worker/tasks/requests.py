@@ -6,6 +6,7 @@ from typing import Any
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
 from shared.observability.logging import log_context
+from shared.pipeline import isolation
 from shared.pipeline.engine import Engine
 from worker.base import provisioner_task
 
@@ -16,7 +17,8 @@ SOFT_LIMIT_S, HARD_LIMIT_S = 240.0, 270.0
 def _engine() -> Engine:
     from shared.microsoft.factory import get_microsoft  # the composition root of the worker
 
-    return Engine(get_microsoft(), retryable=(SoftTimeLimitExceeded,))
+    # Suspects (a delivery that never finished) run alone in this process: see shared/pipeline/isolation.py.
+    return Engine(get_microsoft(), retryable=(SoftTimeLimitExceeded,), isolation=isolation.for_this_process())
 
 
 @provisioner_task(soft_time_limit=SOFT_LIMIT_S, time_limit=HARD_LIMIT_S, bind=True, max_retries=None)
