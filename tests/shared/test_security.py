@@ -1,0 +1,45 @@
+"""Temporary passwords (Entra's rules, uniform, CSPRNG) and secrets at rest (per key, never mixed up)."""
+from __future__ import annotations
+
+import string
+from collections import Counter
+
+import pytest
+
+from shared.security import PASSWORD_LENGTH, SecretUnreadable, decrypt, encrypt, generate_password
+
+SYMBOLS = "!@#$%^&*-_=+?"
+ALPHABET = set(string.ascii_letters + string.digits + SYMBOLS)
+
+
+def test_passwords_meet_entras_complexity_rules() -> None:
+    for _ in range(2000):
+        p = generate_password()
+        assert len(p) == PASSWORD_LENGTH and set(p) <= ALPHABET
+        assert any(c.isupper() for c in p) and any(c.islower() for c in p)
+        assert any(c.isdigit() for c in p) and any(c in SYMBOLS for c in p)
+    assert len(generate_password(64)) == 64
+    with pytest.raises(ValueError):
+        generate_password(15)
+
+
+def test_passwords_are_unique_and_every_character_is_about_as_likely() -> None:
+    passwords = [generate_password() for _ in range(5000)]
+    assert len(set(passwords)) == len(passwords)
+    counts = Counter("".join(passwords))
+    assert set(counts) == ALPHABET
+    # 100,000 characters over 75 symbols: about 1,333 each; a modulo bias or a stuck class would show.
+    expected = sum(counts.values()) / len(ALPHABET)
+    assert all(0.75 * expected < n < 1.5 * expected for n in counts.values()), counts.most_common(3)
+    # The required classes do not sit at fixed places: every position sees every class.
+    for position in range(PASSWORD_LENGTH):
+        column = {p[position] for p in passwords}
+        assert column & set(string.ascii_uppercase) and column & set(SYMBOLS) and column & set(string.digits)
+
+
+def test_a_secret_opens_only_with_the_key_that_sealed_it() -> None:
+    sealed = encrypt("s3cret", secret_key="a" * 40)
+    assert decrypt(sealed, secret_key="a" * 40) == "s3cret"
+    with pytest.raises(SecretUnreadable):
+        decrypt(sealed, secret_key="b" * 40)
+    assert decrypt(encrypt("other", secret_key="b" * 40), secret_key="b" * 40) == "other"
