@@ -68,6 +68,24 @@ class RedisChainPublisher:
                 pipe.publish(self.event_channel, event)
         pipe.execute()
 
+    def publish_next(self, chain: list[dict[str, Any]], *, parent_id: str, root_id: str) -> None:
+        """A chain's next link, as Celery's worker sends it when a task returns: the last signature of
+        the embedded chain, carrying the rest (`chain` as the running task's request holds it)."""
+        first, rest = chain[-1], chain[:-1]
+        options = first.get("options") or {}
+        args = list(first.get("args") or [])
+        queue, task_id = str(options["queue"]), str(options["task_id"])
+        hard, soft = options.get("time_limit"), options.get("soft_time_limit")
+        argsrepr = repr(args)  # a list here, as Celery writes it for a link read back from a message
+        message = self._task_message(first["task"], task_id, args, rest, queue, argsrepr,
+                                     limits=[hard, soft], root_id=root_id, parent_id=parent_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.lpush(queue, message)
+        if self.events:
+            pipe.publish(self.event_channel, self._sent_event(task_id, queue, argsrepr, name=first["task"],
+                                                              root_id=root_id, parent_id=parent_id))
+        pipe.execute()
+
     def messages(self, ref: RequestRef) -> tuple[str, bytes, bytes | None]:
         """(queue, the task message, its task-sent event or None) for the chain from `ref.from_step`."""
         steps = kinds.steps_of(ref.kind)
@@ -83,27 +101,34 @@ class RedisChainPublisher:
                              "time_limit": self.hard, "task_id": task_id, "reply_to": self.reply_to},
                  "subtask_type": None, "immutable": True}
                 for name, task_id in zip(reversed(names[1:]), reversed(ids[1:]), strict=True)]
-        body = orjson.dumps([args, {}, {"callbacks": None, "errbacks": None, "chain": rest, "chord": None}])
         argsrepr = repr(tuple(args))
-        message = orjson.dumps({
+        message = self._task_message(self.run_step, first, args, rest, queue, argsrepr,
+                                     limits=[self.hard, self.soft], root_id=first, parent_id=None)
+        event = self._sent_event(first, queue, argsrepr, name=self.run_step, root_id=first,
+                                 parent_id=None) if self.events else None
+        return queue, message, event
+
+    def _task_message(self, name: str, task_id: str, args: list[Any], rest: list[dict[str, Any]], queue: str,
+                      argsrepr: str, *, limits: list[Any], root_id: str, parent_id: str | None) -> bytes:
+        body = orjson.dumps([args, {}, {"callbacks": None, "errbacks": None, "chain": rest, "chord": None}])
+        return orjson.dumps({
             "body": base64.b64encode(body).decode(),
             "content-encoding": "utf-8",
             "content-type": "application/json",
-            "headers": {"lang": "py", "task": self.run_step, "id": first, "shadow": None, "eta": None,
+            "headers": {"lang": "py", "task": name, "id": task_id, "shadow": None, "eta": None,
                         "expires": None, "group": None, "group_index": None, "retries": 0,
-                        "timelimit": [self.hard, self.soft], "root_id": first, "parent_id": None,
+                        "timelimit": limits, "root_id": root_id, "parent_id": parent_id,
                         "argsrepr": argsrepr, "kwargsrepr": "{}", "origin": self.origin, "ignore_result": True,
                         "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {}},
-            "properties": {"correlation_id": first, "reply_to": self.reply_to, "delivery_mode": 2,
+            "properties": {"correlation_id": task_id, "reply_to": self.reply_to, "delivery_mode": 2,
                            "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,
                            "body_encoding": "base64", "delivery_tag": str(uuid.uuid4())},
         })
-        event = self._sent_event(first, queue, argsrepr) if self.events else None
-        return queue, message, event
 
-    def _sent_event(self, task_id: str, queue: str, argsrepr: str) -> bytes:
+    def _sent_event(self, task_id: str, queue: str, argsrepr: str, *, name: str, root_id: str,
+                    parent_id: str | None) -> bytes:
         fields = {"hostname": self.origin, "utcoffset": 0.0, "pid": os.getpid(), "clock": self.clock.forward(),
-                  "uuid": task_id, "root_id": task_id, "parent_id": None, "name": self.run_step, "args": argsrepr,
+                  "uuid": task_id, "root_id": root_id, "parent_id": parent_id, "name": name, "args": argsrepr,
                   "kwargs": "{}", "retries": 0, "eta": None, "expires": None, "queue": queue, "exchange": "",
                   "routing_key": queue, "timestamp": time.time(), "type": "task-sent"}
         return orjson.dumps({

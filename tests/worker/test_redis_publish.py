@@ -112,3 +112,51 @@ def test_an_unknown_step_is_refused_before_anything_is_sent(broker):
 ])
 def test_only_plain_redis_takes_the_fast_path(url, options, expected):
     assert redis_publish.supported(url, options) is expected
+
+
+def test_the_next_link_is_what_celerys_worker_sends_when_a_task_returns(broker, monkeypatch):
+    from celery import signature
+
+    url, client = broker
+    settings = Settings(environment="test", secret_key="x" * 32, broker_url=url, lease_seconds=300)
+    app = create_app(settings)
+    monkeypatch.setattr(canvas, "get_app", lambda: app)
+    fast = redis_publish.RedisChainPublisher(app, canvas.RUN_STEP, canvas.queue_for, canvas.time_limits(settings))
+    fast.publish([RequestRef("7d0c3a52-1a0b-4c39-8a43-6f2a0f0c9e11", kinds.USER_PROVISION, STEPS[0])])
+    first = published(client, "provisioning")[0]
+    client.flushdb()
+    chain = first["body"][2]["chain"]  # what the running task's request holds
+    parent, root = first["headers"]["id"], first["headers"]["root_id"]
+
+    with app.producer_or_acquire() as producer:  # Celery's trace: signature(chain[-1]).apply_async(chain=rest)
+        signature(chain[-1], app=app).apply_async((None,), chain=chain[:-1], parent_id=parent, root_id=root,
+                                                  producer=producer)
+    fast.publish_next(chain, parent_id=parent, root_id=root)
+
+    celery_msg, fast_msg = published(client, "provisioning")
+    assert normalise(fast_msg["headers"]) == normalise(celery_msg["headers"]), (fast_msg["headers"],
+                                                                               celery_msg["headers"])
+    assert normalise(fast_msg) == normalise(celery_msg)
+    assert fast_msg["headers"]["id"] == celery_msg["headers"]["id"] == chain[-1]["options"]["task_id"]
+    assert fast_msg["headers"]["parent_id"] == parent and fast_msg["headers"]["root_id"] == root
+    assert fast_msg["body"][2]["chain"] == chain[:-1]
+
+
+def test_send_next_takes_the_link_off_the_request_so_celery_does_not_send_it_twice(broker, monkeypatch):
+    from types import SimpleNamespace
+
+    url, client = broker
+    settings = Settings(environment="test", secret_key="x" * 32, broker_url=url, lease_seconds=300)
+    app = create_app(settings)
+    monkeypatch.setattr(canvas, "get_app", lambda: app)
+    monkeypatch.setattr(canvas, "get_settings", lambda: settings)
+    fast = redis_publish.RedisChainPublisher(app, canvas.RUN_STEP, canvas.queue_for, canvas.time_limits(settings))
+    fast.publish([RequestRef("r-1", kinds.USER_PROVISION, STEPS[-2])])
+    first = published(client, "provisioning")[0]
+    request = SimpleNamespace(chain=first["body"][2]["chain"], id=first["headers"]["id"], root_id=None)
+    canvas.send_next(request)
+    assert request.chain is None
+    sent = published(client, "provisioning")
+    assert [m["body"][0] for m in sent] == [["r-1", STEPS[-2]], ["r-1", STEPS[-1]]]
+    canvas.send_next(request)  # nothing left: nothing sent
+    assert len(published(client, "provisioning")) == 2
