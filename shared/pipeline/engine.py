@@ -6,9 +6,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from functools import cache
+from typing import Any, Literal, cast
 
-from sqlalchemy import select
+from sqlalchemy import Executable, Table, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.db.models import ProvisioningRequest, RequestStep
@@ -47,6 +48,14 @@ class _Suspect:
 
 
 SUSPECT = _Suspect()
+
+
+@cache
+def _glance_stmt() -> Executable:
+    """What a claim looks at first (built once: it runs for every step)."""
+    r = cast(Table, PR.__table__).c
+    return select(r.parent_id, r.deliveries, r.current_step, r.state, r.lease_until).where(
+        r.id == bindparam("request_id"))
 
 
 def _suspect(deliveries: int, current_step: str | None, state: str, lease_until: datetime | None, *,
@@ -107,8 +116,7 @@ class Engine:
         now = self._clock()
         with self._uow() as uow:
             s = uow.session
-            found = s.execute(select(PR.parent_id, PR.deliveries, PR.current_step, PR.state, PR.lease_until)
-                              .where(PR.id == request_id)).first()
+            found = s.connection().execute(_glance_stmt(), {"request_id": request_id}).first()
             if found is not None and not suspect_ok and _suspect(*found[1:], step_name=step_name, now=now):
                 return SUSPECT  # nothing claimed; the caller takes the process for itself and asks again
             parent_id = found[0] if found is not None else None
