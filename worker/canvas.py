@@ -1,6 +1,7 @@
 """The chains: one `run_step` signature per remaining step of a request, published in bulk."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,10 +13,13 @@ from shared.settings import Settings, get_settings
 from worker import redis_publish
 from worker.app import get_app
 
+log = logging.getLogger(__name__)
+
 RUN_STEP = "worker.tasks.requests.run_step"
 RUN_SYNC = "worker.tasks.sync.run_sync"
 # Mailbox probes are many and short: kept off the provisioning queue so they never wait behind it.
 POLLING_STEPS = frozenset({"wait_mailbox"})
+STEP_QUEUES = ("provisioning", "polling", "sync")  # every queue queue_for() answers
 
 
 def queue_for(kind: str, step: str) -> str:
@@ -70,6 +74,20 @@ def send_next(request: Any) -> None:
     redis_publish.publisher_for(app, RUN_STEP, queue_for, time_limits(settings)).publish_next(
         chain, parent_id=request.id, root_id=request.root_id or request.id)
     request.chain = None
+
+
+def oldest_waiting(queues: Sequence[str]) -> dict[str, str | None]:
+    """{queue: request id of its oldest waiting run_step message, None if empty, "?" unknown}; all
+    unknown on a broker other than plain Redis or when Redis cannot be read (the reconciler then
+    re-drives as it would without a watermark)."""
+    app = get_app()
+    if not redis_publish.supported(app.conf.broker_url, app.conf.broker_transport_options or {}):
+        return dict.fromkeys(queues, "?")
+    try:
+        return redis_publish.publisher_for(app, RUN_STEP, queue_for, time_limits(get_settings())).oldest_waiting(queues)
+    except Exception:  # a broker that cannot be read: no watermark, every due request is re-driven
+        log.warning("could not read the queues for the reconciler's watermark", exc_info=True)
+        return dict.fromkeys(queues, "?")
 
 
 def publish_syncs(customer_ids: Sequence[str]) -> None:

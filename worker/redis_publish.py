@@ -86,6 +86,33 @@ class RedisChainPublisher:
                                                               root_id=root_id, parent_id=parent_id))
         pipe.execute()
 
+    def oldest_waiting(self, queues: Sequence[str], scan: int = 20) -> dict[str, str | None]:
+        """{queue: request id of the oldest run_step message waiting in it, None if the queue is empty,
+        "?" if the oldest `scan` messages are all other tasks or unreadable}: for the reconciler's
+        watermark (shared/pipeline/reconcile.py). BRPOP takes from the right end: the oldest is last."""
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.lrange(queue, -scan, -1)
+        out: dict[str, str | None] = {}
+        for queue, raws in zip(queues, pipe.execute(), strict=True):
+            out[queue] = None if not raws else "?"
+            for raw in reversed(raws):
+                request_id = self._run_step_request(raw)
+                if request_id is not None:
+                    out[queue] = request_id
+                    break
+        return out
+
+    def _run_step_request(self, raw: bytes) -> str | None:
+        try:
+            message = orjson.loads(raw)
+            if message.get("headers", {}).get("task") != self.run_step:
+                return None
+            args = orjson.loads(base64.b64decode(message["body"]))[0]
+            return str(args[0])
+        except (ValueError, KeyError, IndexError, TypeError):
+            return None
+
     def messages(self, ref: RequestRef) -> tuple[str, bytes, bytes | None]:
         """(queue, the task message, its task-sent event or None) for the chain from `ref.from_step`."""
         steps = kinds.steps_of(ref.kind)

@@ -58,7 +58,7 @@ def test_the_fast_path_writes_the_message_and_event_celery_writes(broker, from_s
     ref = RequestRef("7d0c3a52-1a0b-4c39-8a43-6f2a0f0c9e11", kinds.USER_PROVISION, from_step)
     queue = canvas.queue_for(ref.kind, from_step)
     events = client.pubsub()
-    events.psubscribe("*celeryev*")
+    events.psubscribe("/13.celeryev/*")  # this test's db only: other runs publish events too
     assert events.get_message(timeout=2)["type"] == "psubscribe"
 
     with app.producer_or_acquire() as producer:  # Celery's own path
@@ -160,3 +160,15 @@ def test_send_next_takes_the_link_off_the_request_so_celery_does_not_send_it_twi
     assert [m["body"][0] for m in sent] == [["r-1", STEPS[-2]], ["r-1", STEPS[-1]]]
     canvas.send_next(request)  # nothing left: nothing sent
     assert len(published(client, "provisioning")) == 2
+
+
+def test_the_oldest_waiting_message_of_each_queue_is_read_for_the_watermark(broker):
+    url, client = broker
+    settings = Settings(environment="test", secret_key="x" * 32, broker_url=url, lease_seconds=300)
+    app = create_app(settings)
+    fast = redis_publish.RedisChainPublisher(app, canvas.RUN_STEP, canvas.queue_for, canvas.time_limits(settings))
+    fast.publish([RequestRef(f"r{i}", kinds.USER_PROVISION, STEPS[0]) for i in range(3)])
+    client.lpush("sync", b'{"headers": {"task": "worker.tasks.sync.run_sync"}, "body": ""}')  # not a step
+    assert fast.oldest_waiting(canvas.STEP_QUEUES) == {"provisioning": "r0", "polling": None, "sync": "?"}
+    client.rpop("provisioning")  # a worker took r0
+    assert fast.oldest_waiting(["provisioning"]) == {"provisioning": "r1"}
