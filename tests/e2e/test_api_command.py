@@ -58,7 +58,13 @@ def test_api_workers_listen_on_their_own_sockets_and_are_replaced(tmp_path: Path
         assert proc.pid not in first  # the parent only supervises
 
         # Connections opened together are spread by the kernel: with 40 of them both processes get some.
+        # Each is answered first, so it is surely accepted (a connection still in a backlog has no pid).
         conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
+        for c in conns:
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        for c in conns:
+            c.settimeout(30)
+            assert b" 200 " in c.recv(4096)
         out = subprocess.run(["ss", "-Htnp", "state", "established", f"sport = :{port}"],
                              capture_output=True, text=True).stdout
         served_by = {int(pid) for pid in re.findall(r"pid=(\d+)", out)}
