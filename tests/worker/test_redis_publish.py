@@ -22,7 +22,7 @@ FRESH = {"id", "root_id", "correlation_id", "delivery_tag", "task_id", "uuid", "
 
 @pytest.fixture
 def broker(redis_url: str) -> Any:
-    url = redis_url.rsplit("/", 1)[0] + "/13"
+    url = redis_url.rsplit("/", 1)[0] + "/4"  # its own db (the contract smoke uses 13 and 14)
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url, client
@@ -58,7 +58,7 @@ def test_the_fast_path_writes_the_message_and_event_celery_writes(broker, from_s
     ref = RequestRef("7d0c3a52-1a0b-4c39-8a43-6f2a0f0c9e11", kinds.USER_PROVISION, from_step)
     queue = canvas.queue_for(ref.kind, from_step)
     events = client.pubsub()
-    events.psubscribe("/13.celeryev/*")  # this test's db only: other runs publish events too
+    events.psubscribe("/4.celeryev/*")  # this test's db only: other runs publish events too
     assert events.get_message(timeout=2)["type"] == "psubscribe"
 
     with app.producer_or_acquire() as producer:  # Celery's own path
@@ -75,7 +75,7 @@ def test_the_fast_path_writes_the_message_and_event_celery_writes(broker, from_s
     assert fast_msg["headers"]["root_id"] == fast_msg["properties"]["correlation_id"] == ids[0]
 
     sent = [events.get_message(timeout=2) for _ in range(2)]
-    assert [m["channel"] for m in sent] == [b"/13.celeryev/task.sent"] * 2
+    assert [m["channel"] for m in sent] == [b"/4.celeryev/task.sent"] * 2
     celery_event, fast_event = (decode(m["data"]) for m in sent)
     assert normalise(fast_event) == normalise(celery_event)
     assert fast_event["body"]["uuid"] == ids[0]
