@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from functools import cache
 
@@ -42,10 +42,18 @@ class PlanRules:
 
 def enabled_plans(s: Session, customer_id: str, wanted: Collection[str]) -> PlanRules:
     """409 plan_not_enabled unless every wanted plan is enabled for the customer (one query, no lock)."""
+    rows = s.connection().execute(_enabled_stmt(), {"customer_id": customer_id, "plans": list(wanted)})
+    return plan_rules(wanted, rows)
+
+
+def plan_rules(wanted: Collection[str], rows: Iterable[tuple[str | None, int | None, str | None]]) -> PlanRules:
+    """From (plan, hard limit, SKU) rows of the enabled plans (a plan without rows is not enabled):
+    409 plan_not_enabled for any wanted plan missing."""
     limits: dict[str, int | None] = {}
     skus: dict[str, list[str]] = {}
-    rows = s.connection().execute(_enabled_stmt(), {"customer_id": customer_id, "plans": list(wanted)})
     for plan, limit, sku in rows:
+        if plan is None:
+            continue
         limits[plan] = limit
         skus.setdefault(plan, [])
         if sku:

@@ -22,10 +22,12 @@ from shared.customers.context import CustomerContext
 from shared.db.models import (
     Agreement,
     Customer,
+    PlanEnablement,
     ProvisioningRequest,
     ServiceProvider,
     TenantConnection,
     User,
+    UserPlanLicence,
     UserService,
 )
 from shared.db.types import new_id, utcnow
@@ -82,11 +84,11 @@ def _provision(uow: UnitOfWork, who: Principal, user_id: str, user_plan_id: str,
                present: Callable[[Provisioning], Any], *, exclusive: bool) -> Answer:
     def work(uow: UnitOfWork) -> Provisioning:
         s = uow.session
-        user, ctx = lock_user(s, who, user_id)
+        user, ctx, plan_rows = lock_user(s, who, user_id, user_plan_id=user_plan_id)
         ctx.require_connected()
         ctx.require_mca()
         user.no_active_request()
-        rules = checks.enabled_plans(s, ctx.customer_id, [user_plan_id])
+        rules = checks.plan_rules([user_plan_id], plan_rows)
         held = checks.skus_held_by(s, user.id, user.licences) if user.service_id else set(user.licences)
         needed = [sku for sku in rules.skus[user_plan_id] if sku not in held]
         password = generate_password()
@@ -113,7 +115,7 @@ def deprovision_user(uow: UnitOfWork, who: Principal, user_id: str, *, delete_us
 
     def work(uow: UnitOfWork) -> SimpleNamespace:
         s = uow.session
-        user, ctx = lock_user(s, who, user_id)
+        user, ctx, _ = lock_user(s, who, user_id)
         ctx.require_connected()
         if user.service_id is None and not s.scalar(select(User.entra_id).where(User.id == user.id)):
             raise StateConflict("conflict", f"user {user.upn} has no Microsoft Online service to remove")
@@ -130,23 +132,28 @@ def deprovision_user(uow: UnitOfWork, who: Principal, user_id: str, *, delete_us
     return answer_once(uow, idem, 202, work, present)
 
 
-def lock_user(s: Session, who: Principal, user_id: str) -> tuple[UserState, CustomerContext]:
-    """The user, its service and its customer's context; 404 outside the caller's scope.
+def lock_user(s: Session, who: Principal, user_id: str, *, user_plan_id: str | None = None
+              ) -> tuple[UserState, CustomerContext, list[tuple[str | None, int | None, str | None]]]:
+    """The user, its service and its customer's context; 404 outside the caller's scope. With
+    `user_plan_id`, also that plan's enablement for the customer and its SKUs, (plan, hard limit,
+    SKU) rows for checks.plan_rules, read in the same query (one round trip fewer per accept).
 
     The user's row stays locked until commit, so two accepts for one user queue instead of racing.
     """
-    row = s.connection().execute(_lock_user_stmt(), {"user_id": user_id}).first()
-    if row is None or not can_see_customer(who, row.customer_id, row.service_provider_id):
+    rows = s.connection().execute(_lock_user_stmt(with_plan=user_plan_id is not None),
+                                  {"user_id": user_id, "plan_id": user_plan_id}).all()
+    if not rows or not can_see_customer(who, rows[0].customer_id, rows[0].service_provider_id):
         raise ObjectNotFound("user", user_id)
     (uid, customer_id, upn, licences, provider_id, kind, tenant_id, tenant_state, signed, service_id, request_id,
-     request_state) = row
+     request_state) = rows[0][:12]
+    plans = [(r[12], r[13], r[14]) for r in rows] if user_plan_id is not None else []
     return (UserState(uid, upn, list(licences or []), service_id, request_id, request_state),
-            CustomerContext(customer_id, provider_id, kind, tenant_id, tenant_state, bool(signed)))
+            CustomerContext(customer_id, provider_id, kind, tenant_id, tenant_state, bool(signed)), plans)
 
 
 @cache
-def _lock_user_stmt() -> Executable:
-    return (select(User.id, User.customer_id, User.upn, User.licences, Customer.service_provider_id,
+def _lock_user_stmt(*, with_plan: bool) -> Executable:
+    stmt = (select(User.id, User.customer_id, User.upn, User.licences, Customer.service_provider_id,
                    ServiceProvider.kind, TenantConnection.tenant_id, TenantConnection.state, Agreement.signed,
                    UserService.id, UserService.request_id, ProvisioningRequest.state)
             .join(Customer, Customer.id == User.customer_id)
@@ -157,6 +164,15 @@ def _lock_user_stmt() -> Executable:
             .outerjoin(ProvisioningRequest, ProvisioningRequest.id == UserService.request_id)
             .where(User.id == bindparam("user_id"))
             .with_for_update(of=User.__table__))
+    if with_plan:
+        stmt = (stmt.add_columns(PlanEnablement.user_plan_id, PlanEnablement.hard_limit,
+                                 UserPlanLicence.sku_part_number)
+                .outerjoin(PlanEnablement, and_(PlanEnablement.customer_id == User.customer_id,
+                                                PlanEnablement.user_plan_id == bindparam("plan_id"),
+                                                PlanEnablement.enabled.is_(True)))
+                .outerjoin(UserPlanLicence, UserPlanLicence.user_plan_id == PlanEnablement.user_plan_id)
+                .order_by(UserPlanLicence.position))
+    return stmt
 
 
 def _set_service(s: Session, user: UserState, **values: Any) -> None:
