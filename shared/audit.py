@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Insert, Table, insert
 from sqlalchemy.orm import Session
 
 from shared.db.models import AuditEvent
@@ -25,4 +26,9 @@ def record_many(session: Session, actor: str, action: str, object_type: str,
     rows = [{"id": new_id(), "at": now, "actor": actor, "action": action, "object_type": object_type,
              "object_id": oid, "detail": detail} for oid, detail in objects]
     if rows:
-        session.connection().execute(insert(cast(Table, AuditEvent.__table__)), rows)  # Core: no per-row ORM work
+        session.connection().execute(_insert_stmt(), rows)  # Core: no per-row ORM work
+
+
+@cache
+def _insert_stmt() -> Insert:
+    return insert(cast(Table, AuditEvent.__table__))  # built once: an accept writes one per user

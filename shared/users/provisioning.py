@@ -177,9 +177,23 @@ def _lock_user_stmt(*, with_plan: bool) -> Executable:
 
 def _set_service(s: Session, user: UserState, **values: Any) -> None:
     now = utcnow()
-    table = cast(Table, UserService.__table__)
     if user.service_id is None:
-        s.connection().execute(insert(table), {"id": new_id(), "user_id": user.id, "service": MICROSOFT_ONLINE,
-                                               "created_at": now, "updated_at": now, **values})
+        s.connection().execute(_service_insert_stmt(), {"id": new_id(), "user_id": user.id,
+                                                        "service": MICROSOFT_ONLINE, "created_at": now,
+                                                        "updated_at": now, **values})
     else:
-        s.connection().execute(update(table).where(table.c.id == user.service_id), {"updated_at": now, **values})
+        s.connection().execute(_service_update_stmt(tuple(sorted(values))),
+                               {"service_id": user.service_id, "updated_at": now, **values})
+
+
+# Built once (per set of columns): they run for every accepted user.
+@cache
+def _service_insert_stmt() -> Executable:
+    return insert(cast(Table, UserService.__table__))
+
+
+@cache
+def _service_update_stmt(columns: tuple[str, ...]) -> Executable:
+    table = cast(Table, UserService.__table__)
+    return (update(table).where(table.c.id == bindparam("service_id"))
+            .values({c: bindparam(c) for c in ("updated_at", *columns)}))
