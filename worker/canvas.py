@@ -50,14 +50,22 @@ def publish(refs: Sequence[RequestRef]) -> None:
     through Celery over one producer connection (1,000 refs: one connection, not 1,000)."""
     if not refs:
         return
-    settings = get_settings()
-    app = get_app()
-    if redis_publish.supported(app.conf.broker_url, app.conf.broker_transport_options or {}):
-        redis_publish.publisher_for(app, RUN_STEP, queue_for, time_limits(settings)).publish(refs)
+    fast = _fast_path()
+    if fast is not None:
+        fast.publish(refs)
         return
-    with app.producer_or_acquire() as producer:
+    settings = get_settings()
+    with get_app().producer_or_acquire() as producer:
         for ref in refs:
             chain_for(ref, settings).apply_async(producer=producer)
+
+
+def _fast_path() -> redis_publish.RedisChainPublisher | None:
+    """The process's Redis publisher when the broker is plain Redis, else None (Celery's own path)."""
+    app = get_app()
+    if not redis_publish.supported(app.conf.broker_url, app.conf.broker_transport_options or {}):
+        return None
+    return redis_publish.publisher_for(app, RUN_STEP, queue_for, time_limits(get_settings()))
 
 
 def send_next(request: Any) -> None:
@@ -65,14 +73,14 @@ def send_next(request: Any) -> None:
     path, and take it off the request so Celery does not send it again. Elsewhere Celery sends it
     when the task returns, as always."""
     chain = request.chain
-    if not chain:
+    fast = _fast_path() if chain else None
+    if fast is None:
         return
-    app = get_app()
-    if not redis_publish.supported(app.conf.broker_url, app.conf.broker_transport_options or {}):
+    try:
+        fast.publish_next(chain, parent_id=request.id, root_id=request.root_id or request.id)
+    except Exception:  # left on the request: Celery sends it, with its own connection retries
+        log.warning("sending the next link directly failed; Celery sends it", exc_info=True)
         return
-    settings = get_settings()
-    redis_publish.publisher_for(app, RUN_STEP, queue_for, time_limits(settings)).publish_next(
-        chain, parent_id=request.id, root_id=request.root_id or request.id)
     request.chain = None
 
 
@@ -80,11 +88,11 @@ def oldest_waiting(queues: Sequence[str]) -> dict[str, str | None]:
     """{queue: request id of its oldest waiting run_step message, None if empty, "?" unknown}; all
     unknown on a broker other than plain Redis or when Redis cannot be read (the reconciler then
     re-drives as it would without a watermark)."""
-    app = get_app()
-    if not redis_publish.supported(app.conf.broker_url, app.conf.broker_transport_options or {}):
+    fast = _fast_path()
+    if fast is None:
         return dict.fromkeys(queues, "?")
     try:
-        return redis_publish.publisher_for(app, RUN_STEP, queue_for, time_limits(get_settings())).oldest_waiting(queues)
+        return fast.oldest_waiting(queues)
     except Exception:  # a broker that cannot be read: no watermark, every due request is re-driven
         log.warning("could not read the queues for the reconciler's watermark", exc_info=True)
         return dict.fromkeys(queues, "?")

@@ -172,3 +172,23 @@ def test_the_oldest_waiting_message_of_each_queue_is_read_for_the_watermark(brok
     assert fast.oldest_waiting(canvas.STEP_QUEUES) == {"provisioning": "r0", "polling": None, "sync": "?"}
     client.rpop("provisioning")  # a worker took r0
     assert fast.oldest_waiting(["provisioning"]) == {"provisioning": "r1"}
+
+
+def test_when_the_direct_send_fails_the_link_stays_for_celery_to_send(broker, monkeypatch):
+    from types import SimpleNamespace
+
+    url, _client = broker
+    settings = Settings(environment="test", secret_key="x" * 32, broker_url=url, lease_seconds=300)
+    app = create_app(settings)
+    monkeypatch.setattr(canvas, "get_app", lambda: app)
+    monkeypatch.setattr(canvas, "get_settings", lambda: settings)
+    fast = redis_publish.publisher_for(app, canvas.RUN_STEP, canvas.queue_for, canvas.time_limits(settings))
+
+    def down(*_a, **_k):  # type: ignore[no-untyped-def]
+        raise redis.ConnectionError("Redis is restarting")
+
+    monkeypatch.setattr(fast, "publish_next", down)
+    chain = [{"task": canvas.RUN_STEP, "args": ["r", STEPS[-1]], "kwargs": {}, "options": {}}]
+    request = SimpleNamespace(chain=chain, id="t1", root_id="t0")
+    canvas.send_next(request)
+    assert request.chain is chain  # not lost: Celery's tracer sends it when the task returns
