@@ -290,4 +290,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # SIGTERM (kill, pkill) as Ctrl-C: the finally blocks stop the workers and servers this started.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     main()

@@ -144,6 +144,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    # SIGTERM (kill, pkill) as Ctrl-C: the finally blocks stop the workers and servers this started.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         worker_main(sys.argv[2:])
     else:

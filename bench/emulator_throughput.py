@@ -5,6 +5,7 @@ import argparse
 import http.client
 import multiprocessing
 import os
+import signal
 import ssl
 import sys
 import threading
@@ -87,4 +88,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # SIGTERM (kill, pkill) as Ctrl-C: the finally blocks stop the workers and servers this started.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 import uuid
@@ -94,4 +95,6 @@ def run(url: str, emulator: object, args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
+    # SIGTERM (kill, pkill) as Ctrl-C: the finally blocks stop the workers and servers this started.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     raise SystemExit(main())

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import sys
 import time
 import tracemalloc
@@ -144,4 +145,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # SIGTERM (kill, pkill) as Ctrl-C: the finally blocks stop the workers and servers this started.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     main()
