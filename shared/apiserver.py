@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -72,7 +73,7 @@ class _Supervisor:
         self.ctx = multiprocessing.get_context("spawn")
         self.procs: list[tuple[BaseProcess, float]] = []
         self.quick_exits = 0
-        self.stopping = False
+        self.stop = threading.Event()  # set by SIGTERM/SIGINT: wakes the watch loop at once
 
     def run(self) -> int:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
@@ -82,16 +83,16 @@ class _Supervisor:
                  self.host, self.port, self.workers, os.getpid())
         self.procs = [self._start() for _ in range(self.workers)]
         status = 0
-        while not self.stopping:
-            time.sleep(0.5)
+        while not self.stop.wait(0.5):
             for i, (proc, started) in enumerate(self.procs):
-                if proc.is_alive() or self.stopping:
+                if proc.is_alive() or self.stop.is_set():
                     continue
                 self.quick_exits = self.quick_exits + 1 if time.monotonic() - started < MIN_UPTIME_S else 0
                 if self.quick_exits >= MAX_QUICK_EXITS:
                     log.error("API processes keep exiting right after starting (last: %s, code %s); stopping",
                               proc.pid, proc.exitcode)
-                    self.stopping, status = True, 1
+                    self.stop.set()
+                    status = 1
                     break
                 log.warning("API process %s exited %s; starting another", proc.pid, proc.exitcode)
                 self.procs[i] = self._start()
@@ -104,7 +105,7 @@ class _Supervisor:
         return proc, time.monotonic()
 
     def _stop(self, signum: int, _frame: FrameType | None) -> None:
-        self.stopping = True
+        self.stop.set()
 
     def _terminate(self) -> None:
         for proc, _ in self.procs:
