@@ -128,6 +128,8 @@ def run_dev(*, api_port: int, flower_port: int, emulator_port: int, concurrency:
         from shared.demo import seed_demo
 
         key = seed_demo(emulator_root=f"https://127.0.0.1:{emulator_port}", ca_path=str(ca), var=var_dir)
+        # Printed before the API starts: whoever sees /healthz answer can already find the key in the output.
+        sup.say("dev", f"Operator API key: {key}")
         sup.start("api", "api", "--port", str(api_port))
         sup.start("worker", "worker", "-P", "threads", "-c", str(concurrency), "-n", "dev@%h")
         sup.start("beat", "beat")
