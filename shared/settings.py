@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     # Durable requests.
     lease_seconds: int = Field(default=300, ge=5)
     reconcile_interval_s: float = Field(default=5.0, gt=0)
+    # A step that succeeded runs the request's next step in the same task, up to this many steps a message
+    # and while the message is younger than run_on_budget_s: each message costs the broker, Celery and
+    # Flower more CPU than a short step does. 1 = one message per step.
+    run_on_steps: int = Field(default=8, ge=1)
+    run_on_budget_s: float = Field(default=5.0, ge=0)
     # A message whose task crashed its worker this many times is failed, not redelivered again.
     max_deliveries: int = Field(default=3, ge=1)
     # Countdowns above this become durable timers (Redis redelivers after its visibility timeout).

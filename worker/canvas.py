@@ -84,6 +84,25 @@ def send_next(request: Any) -> None:
     request.chain = None
 
 
+def queue_after_run_on(queue: str | None, step: str) -> str | None:
+    """The queue for a retry of `step`, run on by a message that came from `queue`."""
+    if queue == "sync" or queue not in STEP_QUEUES:
+        return queue
+    return "polling" if step in POLLING_STEPS else "provisioning"
+
+
+def drop_links(request: Any, steps: Sequence[str]) -> None:
+    """Take the links of `steps` (run on by this task, in order) off the front of the running task's chain.
+
+    Celery keeps the rest of a chain reversed: the next link is the last item."""
+    chain = request.chain
+    for step in steps:
+        if not chain or list(chain[-1].get("args") or [])[1:2] != [step]:
+            log.warning("the chain does not continue with %s; its next link is left as it is", step)
+            return
+        chain.pop()
+
+
 def oldest_waiting(queues: Sequence[str]) -> dict[str, str | None]:
     """{queue: request id of its oldest waiting run_step message, None if empty, "?" unknown}; all
     unknown on a broker other than plain Redis or when Redis cannot be read (the reconciler then

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from typing import Any, Literal, cast
@@ -17,6 +17,7 @@ from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
 from shared.microsoft.errors import MicrosoftError
 from shared.observability import counters
+from shared.observability.logging import log_context
 from shared.pipeline import finish, record, registry
 from shared.pipeline.claim import CLAIMABLE, Claim, LeaseLost, lease_is_ours, start_attempt, step_row, try_claim
 from shared.pipeline.context import StepContext, describe_error
@@ -34,9 +35,13 @@ PR = ProvisioningRequest
 
 @dataclass(frozen=True)
 class Verdict:
+    """What the task does next. `step` is the step the verdict is about, `ran` every step this call ran
+    (more than the message's own when the engine ran on): the task drops their links from its chain."""
     action: Literal["continue", "halt", "retry"]
     countdown: float = 0.0
     reason: str = ""
+    step: str = ""
+    ran: tuple[str, ...] = ()
 
 
 def _halt(reason: str) -> Verdict:
@@ -82,7 +87,7 @@ class Engine:
                  session_factory: sessionmaker[Session] | None = None,
                  clock: Callable[[], datetime] = utcnow,
                  retryable: tuple[type[BaseException], ...] = (),
-                 isolation: Isolation | None = None) -> None:
+                 isolation: Isolation | None = None, run_on: int = 1, run_on_budget_s: float = 0.0) -> None:
         self.microsoft = microsoft
         self.settings = settings or get_settings()
         self._factory = session_factory
@@ -90,11 +95,32 @@ class Engine:
         # Exceptions from the host (e.g. Celery's soft time limit) that mean "try again soon".
         self._retryable = retryable
         self._isolation = isolation or Isolation()
+        # Steps one call may run (see Settings.run_on_steps); 1 for a caller that steps by hand.
+        self._run_on = run_on
+        self._run_on_budget_s = run_on_budget_s
 
     def _uow(self) -> UnitOfWork:
         return UnitOfWork(self._factory)
 
     def run(self, request_id: str, step_name: str) -> Verdict:
+        """Run the message's step and, while each one continues at once, the steps after it (run on).
+
+        Every step is claimed, run and recorded in its own transactions as if it had its own message, so
+        a crash between two of them leaves what one message per step would: the next step's lease
+        expires and the reconciler re-drives it."""
+        started = time.monotonic()
+        ran: list[str] = []
+        while True:
+            with log_context(step=step_name):
+                verdict = self._run_one(request_id, step_name)
+            ran.append(step_name)
+            following = verdict.step
+            if verdict.action != "continue" or not following or len(ran) >= self._run_on \
+                    or time.monotonic() - started >= self._run_on_budget_s:
+                return replace(verdict, step=step_name, ran=tuple(ran))
+            step_name = following
+
+    def _run_one(self, request_id: str, step_name: str) -> Verdict:
         with self._isolation.shared():
             claimed = self._claim(request_id, step_name, suspect_ok=not self._isolation.isolates)
             if claimed is not SUSPECT:
@@ -216,7 +242,9 @@ class Engine:
         if isinstance(outcome, Done):
             publish_after_commit(uow, record.done(s, req, step, outcome, now=now, elapsed_ms=elapsed_ms,
                                                   settings=self.settings))
-            return _halt("next step waits") if req.state == kinds.WAITING else Verdict("continue")
+            if req.state == kinds.WAITING:
+                return _halt("next step waits")
+            return Verdict("continue", step=req.current_step or "")  # "" after the last step
         if isinstance(outcome, Wait):
             record.wait(req, step, outcome, now=now, elapsed_ms=elapsed_ms)
             return _halt("waiting")

@@ -15,8 +15,10 @@ killed. Each request's steps must still be sent about once: at most 2 run_step m
 attempt (a clean run needs 1.0; drill (a), with REDRIVE_AFTER_S=20, logs e.g. 1807 messages for 1803
 attempts). Measured before any fix: 2.2-3.4 messages per attempt; with kills on top (drill (a) at
 REDRIVE_AFTER_S=5) the queue reached 3,200 messages for 300 requests and the run took 130 s instead of 40 s.
-Now stale copies halt at their done step, and the reconciler reads the oldest message waiting in each
-queue (its watermark, shared/pipeline/reconcile.py): a request sent after it is still queued, not lost.
+The drill runs with RUN_ON_STEPS=1 (the workers otherwise run a request's next steps in the same task,
+which sends fewer messages than there are attempts). Now stale copies halt at their done step, and the
+reconciler reads the oldest message waiting in each queue (its watermark, shared/pipeline/reconcile.py):
+a request sent after it is still queued, not lost.
 """
 from __future__ import annotations
 
@@ -43,7 +45,8 @@ def test_a_queue_deeper_than_the_redrive_clock_sends_each_step_about_once(drill)
     ids = [r.id for r in refs]
     flush_redis()
     quiet_emulator(drill.emulator)
-    with Stack({**drill.env, "REDRIVE_AFTER_S": str(REDRIVE_AFTER_S)}) as stack:
+    # One message per step (no run-on): then messages per step attempt measure the re-drives exactly.
+    with Stack({**drill.env, "REDRIVE_AFTER_S": str(REDRIVE_AFTER_S), "RUN_ON_STEPS": "1"}) as stack:
         stack.worker("w0")
         stack.worker("w1")
         stack.beat()

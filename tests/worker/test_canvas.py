@@ -62,3 +62,31 @@ def test_publishing_many_chains_uses_one_producer(monkeypatch):
     monkeypatch.setattr(canvas, "chain_for", lambda ref, _settings: Chain(ref))
     canvas.publish([RequestRef(str(i), kinds.USER_PROVISION, "reserve_seat") for i in range(1000)])
     assert len(producers) == 1 and len(sent) == 1000 and {p for _, p in sent} == {producers[0]}
+
+
+def _link(step: str) -> dict[str, object]:
+    return {"task": canvas.RUN_STEP, "args": ["r1", step], "options": {"queue": "provisioning"}}
+
+
+def test_links_the_engine_ran_on_are_dropped_from_the_running_chain():
+    # Celery keeps the rest of a chain reversed: the next link is the last item.
+    request = SimpleNamespace(chain=[_link("notify"), _link("apply_aliases"), _link("wait_mailbox"),
+                                     _link("assign_licences")])
+    canvas.drop_links(request, ["assign_licences", "wait_mailbox"])
+    assert [link["args"][1] for link in request.chain] == ["notify", "apply_aliases"]
+
+
+def test_a_chain_that_does_not_go_on_with_the_steps_run_on_is_left_from_there():
+    request = SimpleNamespace(chain=[_link("notify"), _link("apply_aliases")])
+    canvas.drop_links(request, ["assign_licences"])
+    assert len(request.chain) == 2
+    empty = SimpleNamespace(chain=None)
+    canvas.drop_links(empty, ["assign_licences"])
+    assert empty.chain is None
+
+
+def test_a_retry_after_run_on_goes_to_the_queue_of_its_step():
+    assert canvas.queue_after_run_on("provisioning", "wait_mailbox") == "polling"
+    assert canvas.queue_after_run_on("polling", "apply_aliases") == "provisioning"
+    assert canvas.queue_after_run_on("sync", "sync") == "sync"
+    assert canvas.queue_after_run_on(None, "notify") is None

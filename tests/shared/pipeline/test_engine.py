@@ -194,3 +194,42 @@ def test_a_succeeded_onboarding_parent_starts_its_children(world, engine, db, pu
     assert drive(engine, parent)[-1] == "notify:continue"
     assert [r.id for r in published] == [child.id]
     assert drive(engine, reload(db, child))[-1] == "assign_licences:halt"
+
+
+def test_run_on_runs_the_following_steps_in_one_call_until_one_does_not_continue(world, ms, settings, maker, db):
+    engine = Engine(ms, settings=settings, session_factory=maker, run_on=8, run_on_budget_s=60)
+    user = world.user("run.on@contoso.com")
+    req = world.b.provision(user, world.plan)
+    verdict = engine.run(req.id, "reserve_seat")
+    # assign_licences continues into a mailbox timer: the request waits there, not in a message.
+    assert verdict.action == "halt" and verdict.reason == "next step waits"
+    assert verdict.ran == ("reserve_seat", "ensure_user", "assign_licences") and verdict.step == "assign_licences"
+    row = reload(db, req)
+    assert row.state == kinds.WAITING and row.current_step == "wait_mailbox"
+    assert [s.attempts for s in row.steps[:3]] == [1, 1, 1]  # each step claimed and recorded on its own
+    assert world.ms.created == ["run.on@contoso.com"]
+
+
+def test_run_on_stops_at_its_step_limit_and_a_retry_names_the_step_it_is_about(world, ms, settings, maker, db):
+    two = Engine(ms, settings=settings, session_factory=maker, run_on=2, run_on_budget_s=60)
+    user = world.user("limit@contoso.com")
+    req = world.b.provision(user, world.plan)
+    verdict = two.run(req.id, "reserve_seat")
+    assert verdict.action == "continue" and verdict.ran == ("reserve_seat", "ensure_user")
+    assert verdict.step == "ensure_user" and reload(db, req).current_step == "assign_licences"
+
+    other = world.b.provision(world.user("retry@contoso.com"), world.plan)
+    world.ms.fail["find_user_by_upn"] = [Throttled("Graph 429", retry_after=3)]
+    verdict = Engine(ms, settings=settings, session_factory=maker, run_on=8, run_on_budget_s=60).run(
+        other.id, "reserve_seat")
+    # The worker retries ensure_user, not the message's own step (already done: it would only halt).
+    assert verdict.action == "retry" and verdict.step == "ensure_user"
+    assert verdict.ran == ("reserve_seat", "ensure_user")
+
+
+def test_a_spent_run_on_budget_stops_after_the_messages_own_step(world, ms, settings, maker):
+    spent = Engine(ms, settings=settings, session_factory=maker, run_on=8, run_on_budget_s=0)
+    user = world.user("budget@contoso.com")
+    req = world.b.provision(user, world.plan)
+    verdict = spent.run(req.id, "reserve_seat")
+    assert verdict.action == "continue" and verdict.ran == ("reserve_seat",) and verdict.step == "reserve_seat"
