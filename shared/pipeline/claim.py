@@ -10,6 +10,7 @@ from typing import cast
 from sqlalchemy import Executable, Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from shared.db import raw
 from shared.db.models import ProvisioningRequest, RequestStep
 from shared.requests import kinds
 
@@ -37,7 +38,7 @@ def try_claim(session: Session, request_id: str, step_name: str, *, now: datetim
     """
     token = uuid.uuid4().hex
     until = now + timedelta(seconds=lease_seconds)
-    deliveries = session.connection().execute(_claim_stmt(), {
+    deliveries = raw.execute(session.connection(), _claim_stmt(), {
         "request_id": request_id, "step_name": step_name, "now": now, "until": until, "token": token}).scalar()
     if deliveries is None:
         return None
@@ -46,12 +47,12 @@ def try_claim(session: Session, request_id: str, step_name: str, *, now: datetim
 
 def start_attempt(session: Session, request_id: str, step_name: str, now: datetime) -> None:
     """The step row says it runs (attempts, first start), in the claim's transaction."""
-    session.connection().execute(_start_stmt(), {"req": request_id, "step_name": step_name, "now": now})
+    raw.execute(session.connection(), _start_stmt(), {"req": request_id, "step_name": step_name, "now": now})
 
 
 def lease_is_ours(session: Session, request_id: str, token: str) -> bool:
     """Lock the row and check the lease, just before our outcome is written."""
-    owner = session.connection().execute(_lease_stmt(), {"request_id": request_id}).first()
+    owner = raw.execute(session.connection(), _lease_stmt(), {"request_id": request_id}).first()
     return owner is not None and owner[0] == token and owner[1] == kinds.RUNNING
 
 

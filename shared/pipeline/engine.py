@@ -12,6 +12,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import Executable, Table, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.db import raw
 from shared.db.models import ProvisioningRequest, RequestStep
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
@@ -142,7 +143,7 @@ class Engine:
         now = self._clock()
         with self._uow() as uow:
             s = uow.session
-            found = s.connection().execute(_glance_stmt(), {"request_id": request_id}).first()
+            found = raw.execute(s.connection(), _glance_stmt(), {"request_id": request_id}).first()
             if found is not None and not suspect_ok and _suspect(*found[1:], step_name=step_name, now=now):
                 return SUSPECT  # nothing claimed; the caller takes the process for itself and asks again
             parent_id = found[0] if found is not None else None

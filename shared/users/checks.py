@@ -9,12 +9,14 @@ from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
-from sqlalchemy import Executable, bindparam, func, select
+from sqlalchemy import ARRAY, Executable, String, any_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from shared.customers.context import CustomerContext
 from shared.customers.licences import refresh_skus
+from shared.db import raw
 from shared.db.models import (
     PlanEnablement,
     SeatHold,
@@ -129,8 +131,9 @@ def check_seats(s: Session, ctx: CustomerContext, needed: Counter[str], *, own_h
         rows = _lock_skus(s, ctx.customer_id, needed, exclusive)
     # A statement of its own, after the lock: one evaluated with the lock would use a snapshot older
     # than the commit it waited for.
-    held = {sku: int(n) for sku, n in s.connection().execute(_held_stmt(), {"customer_id": ctx.customer_id,
-                                                                              "skus": list(needed)})}
+    conn = s.connection()
+    held = {sku: int(n) for sku, n in raw.execute(conn, _held_stmt(conn.dialect.name), {
+        "customer_id": ctx.customer_id, "skus": list(needed)})}
     short, close = [], False
     for sku, n in sorted(needed.items()):
         total, consumed = rows.get(sku, (0, 0))
@@ -167,7 +170,9 @@ def skus_held_by(s: Session, user_id: str, licences: Collection[str]) -> set[str
 
 def _lock_skus(s: Session, customer_id: str, skus: Collection[str], exclusive: bool) -> dict[str, tuple[int, int]]:
     """{sku: (total, consumed)}, the rows locked (part-number order, so no deadlocks) until commit."""
-    found = s.connection().execute(_lock_skus_stmt(exclusive), {"customer_id": customer_id, "skus": list(skus)})
+    conn = s.connection()
+    found = raw.execute(conn, _lock_skus_stmt(exclusive, conn.dialect.name),
+                        {"customer_id": customer_id, "skus": list(skus)})
     return {sku: (total, consumed) for sku, total, consumed in found}
 
 
@@ -181,17 +186,24 @@ def _enabled_stmt() -> Executable:
             .order_by(PlanEnablement.user_plan_id, UserPlanLicence.position))
 
 
+def _one_of(column: Any, name: str, dialect: str) -> Any:
+    """`column IN (…)`; on PostgreSQL `= ANY(array)`, one bind whatever the count (shared.db.raw runs it)."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(String)))
+    return column.in_(bindparam(name, expanding=True))
+
+
 @cache
-def _lock_skus_stmt(exclusive: bool) -> Executable:
+def _lock_skus_stmt(exclusive: bool, dialect: str) -> Executable:
     return (select(TenantSku.sku_part_number, TenantSku.total, TenantSku.consumed)
             .where(TenantSku.customer_id == bindparam("customer_id"),
-                   TenantSku.sku_part_number.in_(bindparam("skus", expanding=True)))
+                   _one_of(TenantSku.sku_part_number, "skus", dialect))
             .order_by(TenantSku.sku_part_number).with_for_update(read=not exclusive))
 
 
 @cache
-def _held_stmt() -> Executable:
+def _held_stmt(dialect: str) -> Executable:
     return (select(SeatHold.sku_part_number, func.sum(SeatHold.held))
             .where(SeatHold.customer_id == bindparam("customer_id"),
-                   SeatHold.sku_part_number.in_(bindparam("skus", expanding=True)))
+                   _one_of(SeatHold.sku_part_number, "skus", dialect))
             .group_by(SeatHold.sku_part_number))

@@ -19,6 +19,7 @@ from shared import audit
 from shared.auth.principal import Principal
 from shared.auth.scope import can_see_customer
 from shared.customers.context import CustomerContext
+from shared.db import raw
 from shared.db.models import (
     Agreement,
     Customer,
@@ -140,9 +141,9 @@ def lock_user(s: Session, who: Principal, user_id: str, *, user_plan_id: str | N
 
     The user's row stays locked until commit, so two accepts for one user queue instead of racing.
     """
-    rows = s.connection().execute(_lock_user_stmt(with_plan=user_plan_id is not None),
-                                  {"user_id": user_id, "plan_id": user_plan_id}).all()
-    if not rows or not can_see_customer(who, rows[0].customer_id, rows[0].service_provider_id):
+    params = {"user_id": user_id, "plan_id": user_plan_id} if user_plan_id is not None else {"user_id": user_id}
+    rows = raw.execute(s.connection(), _lock_user_stmt(with_plan=user_plan_id is not None), params).all()
+    if not rows or not can_see_customer(who, rows[0][1], rows[0][4]):
         raise ObjectNotFound("user", user_id)
     (uid, customer_id, upn, licences, provider_id, kind, tenant_id, tenant_state, signed, service_id, request_id,
      request_state) = rows[0][:12]
@@ -178,11 +179,11 @@ def _lock_user_stmt(*, with_plan: bool) -> Executable:
 def _set_service(s: Session, user: UserState, **values: Any) -> None:
     now = utcnow()
     if user.service_id is None:
-        s.connection().execute(_service_insert_stmt(), {"id": new_id(), "user_id": user.id,
+        raw.execute(s.connection(), _service_insert_stmt(), {"id": new_id(), "user_id": user.id,
                                                         "service": MICROSOFT_ONLINE, "created_at": now,
                                                         "updated_at": now, **values})
     else:
-        s.connection().execute(_service_update_stmt(tuple(sorted(values))),
+        raw.execute(s.connection(), _service_update_stmt(tuple(sorted(values))),
                                {"service_id": user.service_id, "updated_at": now, **values})
 
 

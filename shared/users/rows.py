@@ -15,6 +15,7 @@ from typing import Any, cast
 from sqlalchemy import Insert, Table, TextClause, bindparam, insert, text
 from sqlalchemy.orm import Session
 
+from shared.db import raw
 from shared.db.models import ProvisioningRequest, RequestStep, SeatReservation, User, UserService
 from shared.db.types import new_id, utcnow
 from shared.requests import kinds
@@ -85,8 +86,10 @@ def _insert(s: Session, model: Any, rows: list[dict[str, Any]]) -> None:
     if 1 < len(rows) <= MULTI_ROW_MAX:
         # Only columns with a value (the rest are NULL anyway): a short statement psycopg caches and prepares.
         columns = tuple(c for c in rows[0] if any(row[c] is not None for row in rows))
-        s.connection().execute(_multi_row_stmt(table, columns, len(rows)),
-                               {f"p{i}_{j}": row[c] for i, row in enumerate(rows) for j, c in enumerate(columns)})
+        raw.execute(s.connection(), _multi_row_stmt(table, columns, len(rows)),
+                    {f"p{i}_{j}": row[c] for i, row in enumerate(rows) for j, c in enumerate(columns)})
+    elif len(rows) == 1:
+        raw.execute(s.connection(), _insert_stmt(table), rows[0])
     elif rows:
         s.connection().execute(_insert_stmt(table), rows)
 
@@ -153,9 +156,9 @@ def _request_row(now: datetime, *, kind: str, service_provider_id: str, customer
                  first_step: str) -> dict[str, Any]:
     return {"id": new_id(), "kind": kind, "state": kinds.QUEUED, "service_provider_id": service_provider_id,
             "customer_id": customer_id, "user_id": user_id, "parent_id": parent_id, "params": params,
-            "context": {}, "current_step": first_step, "attempts": 0, "deliveries": 0, "next_attempt_at": None,
-            "lease_until": None, "lease_owner": None, "blocked_reason": None, "error_code": None,
-            "error_message": None, "created_by": created_by, "finished_at": None, "created_at": now,
+            "context": {}, "current_step": first_step, "attempts": 0, "deliveries": 0, "retries": 0,
+            "next_attempt_at": None, "lease_until": None, "lease_owner": None, "blocked_reason": None,
+            "error_code": None, "error_message": None, "created_by": created_by, "finished_at": None, "created_at": now,
             "updated_at": now}
 
 
