@@ -69,7 +69,8 @@ def _claim_stmt() -> Executable:
     now, until = bindparam("now", type_=r.updated_at.type), bindparam("until", type_=r.lease_until.type)
     return (update(_requests)
             .where(r.id == bindparam("request_id"), r.current_step == bindparam("step_name"),
-                   r.state.in_(CLAIMABLE), or_(r.lease_until.is_(None), r.lease_until < now))
+                   # ORs, not IN: an IN list is expanded at every execution (see shared.db.raw)
+                   or_(*(r.state == state for state in CLAIMABLE)), or_(r.lease_until.is_(None), r.lease_until < now))
             .values(state=kinds.RUNNING, lease_until=until, lease_owner=bindparam("token"),
                     deliveries=r.deliveries + 1, attempts=r.attempts + 1, next_attempt_at=until, updated_at=now)
             .returning(r.deliveries))

@@ -3,11 +3,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
+from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Executable, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from shared.db import raw
 from shared.db.models import SeatHold, SeatReservation, TenantSku
+from shared.db.types import utcnow
 
 HELD, CONSUMED, RELEASED = "held", "consumed", "released"
 
@@ -71,15 +75,35 @@ def consume(session: Session, request_id: str) -> None:
     rows after, as every accept does; SKU counts the step refreshed but has not flushed yet wait
     (no_autoflush) so they do not lock the SKU rows first.
     """
-    with session.no_autoflush:
-        moved = session.execute(update(SeatReservation)
-                                .where(SeatReservation.request_id == request_id, SeatReservation.state == HELD)
-                                .values(state=CONSUMED)
-                                .returning(SeatReservation.customer_id, SeatReservation.sku_part_number)).all()
+    conn = session.connection()  # no autoflush: pending SKU counts must not lock the SKU rows first
+    moved = raw.execute(conn, _consume_stmt(), {"req": request_id, "now": utcnow()}).all()
+    # A SKU row the step changed in this session (a live count read) is written at flush, after this:
+    # the ORM's UPDATE keeps that object in step. Otherwise the plain statement does the same for less.
+    pending = any(isinstance(obj, TenantSku) for obj in (*session.dirty, *session.new))
     for customer_id, sku in sorted(moved):
-        session.execute(update(TenantSku).where(TenantSku.customer_id == customer_id,
-                                                TenantSku.sku_part_number == sku)
-                        .values(consumed=TenantSku.consumed + 1))
+        if pending:
+            with session.no_autoflush:
+                session.execute(update(TenantSku).where(TenantSku.customer_id == customer_id,
+                                                        TenantSku.sku_part_number == sku)
+                                .values(consumed=TenantSku.consumed + 1))
+        else:
+            raw.execute(conn, _count_consumed_stmt(), {"customer": customer_id, "sku": sku})
+
+
+@cache
+def _consume_stmt() -> Executable:
+    r = cast(Table, SeatReservation.__table__).c
+    return (update(cast(Table, SeatReservation.__table__))
+            .where(r.request_id == bindparam("req"), r.state == HELD)
+            .values(state=CONSUMED, updated_at=bindparam("now", type_=r.updated_at.type))
+            .returning(r.customer_id, r.sku_part_number))
+
+
+@cache
+def _count_consumed_stmt() -> Executable:
+    t = cast(Table, TenantSku.__table__)
+    return (update(t).where(t.c.customer_id == bindparam("customer"), t.c.sku_part_number == bindparam("sku"))
+            .values(consumed=t.c.consumed + 1))
 
 
 def licences_removed(session: Session, customer_id: str, sku_part_numbers: Iterable[str]) -> None:
