@@ -10,6 +10,7 @@ from api.schemas.agreements import AgreementPublic
 from api.schemas.common import ID_PATTERN, Id, Input, Name, Short
 from api.schemas.requests import RequestPublic
 from api.schemas.users import BULK_SCHEMA_MAX, BulkUserSpec, Country, ProvisionedUser, present_new_users
+from shared.agreements.contact import contact_view
 from shared.customers.onboard import Onboarding
 from shared.customers.plans import PlanChoice
 from shared.customers.service import CustomerView
@@ -188,7 +189,7 @@ def customer_public(view: CustomerView) -> dict[str, Any]:
         **body, services=[CustomerServicePublic(service=s.service, state=s.state, request_id=s.request_id)
                           for s in view.services],
         agreement=AgreementPublic.model_validate({"signed": a.signed, "date_agreed": a.date_agreed,
-                                                  "primary_contact": a.primary_contact}) if a else None,
+                                                  "primary_contact": contact_view(a.primary_contact)}) if a else None,
     ).model_dump(mode="json")
 
 

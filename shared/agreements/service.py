@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from shared import audit
+from shared.agreements.contact import contact_view
 from shared.auth import scope
 from shared.auth.principal import Principal
 from shared.customers import context, live
@@ -74,7 +75,7 @@ def record_agreement(uow: UnitOfWork, who: Principal, customer_id: str, contact:
             recorded = live.partner_center(provider).record_agreement(tenant_id, contact.as_partner_center(),
                                                                       date_agreed)
         agreed = (recorded or {}).get("dateAgreed") or date_agreed or utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
-        view = AgreementView(True, agreed, _contact_view(contact.as_partner_center()))
+        view = AgreementView(True, agreed, contact_view(contact.as_partner_center()))
         _remember(s, customer_id, view)
         audit.record(s, who.actor, "customer.agreement.recorded", "customer", customer_id,
                      {"date_agreed": agreed, "contact_email": contact.email,
@@ -89,12 +90,7 @@ def _view(items: list[dict[str, Any]]) -> AgreementView:
     if not items:
         return AgreementView(False, None, None)
     latest = max(items, key=lambda i: str(i.get("dateAgreed") or ""))
-    return AgreementView(True, latest.get("dateAgreed"), _contact_view(latest.get("primaryContact") or {}))
-
-
-def _contact_view(pc: dict[str, Any]) -> dict[str, Any]:
-    return {"first_name": pc.get("firstName"), "last_name": pc.get("lastName"), "email": pc.get("email"),
-            "phone": pc.get("phoneNumber")}
+    return AgreementView(True, latest.get("dateAgreed"), contact_view(latest.get("primaryContact") or {}))
 
 
 def _remember(s: Session, customer_id: str, view: AgreementView) -> None:

@@ -5,6 +5,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from shared.agreements.contact import contact_view
 from shared.db.models import Agreement
 from shared.pipeline.context import StepContext
 from shared.pipeline.outcomes import Blocked, Done
@@ -32,7 +33,7 @@ def refresh_agreement(ctx: StepContext) -> Agreement:
     if items:
         latest = max(items, key=lambda i: str(i.get("dateAgreed") or ""))
         row.date_agreed = latest.get("dateAgreed")
-        row.primary_contact = latest.get("primaryContact")
+        row.primary_contact = contact_view(latest.get("primaryContact") or {})
     row.checked_at = ctx.now
     return row
 

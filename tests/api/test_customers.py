@@ -189,3 +189,19 @@ def test_onboard_checks(op: Api, make_world: Any) -> None:
     err = problem_of(op.post(f"/v1/customers/{w.customer_id}/onboard", json={
         **base, "plans": [{"user_plan_id": w.user_plan_id}], "users": [dup, dup]}), 422, "validation_error")
     assert err["errors"][0]["loc"] == ["body", "users", 1, "upn"]
+
+
+def test_a_contact_stored_in_partner_centers_shape_still_reads(op: Api, world: World) -> None:
+    # Rows a background agreement read wrote before the step stored the engine's shape.
+    from shared.db.models import Agreement
+
+    with UnitOfWork() as uow:
+        row = uow.session.scalar(select(Agreement).where(Agreement.customer_id == world.customer_id))
+        assert row is not None
+        row.primary_contact = {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@contoso.com",
+                               "phoneNumber": None}
+        uow.commit()
+    detail = op.get(f"/v1/customers/{world.customer_id}")
+    assert detail.status_code == 200, detail.text
+    assert detail.json()["agreement"]["primary_contact"] == {"first_name": "Ada", "last_name": "Lovelace",
+                                                             "email": "ada@contoso.com", "phone": None}

@@ -23,3 +23,15 @@ def test_check_mca_blocks_until_recorded(world):
     assert isinstance(outcome, Blocked) and outcome.reason == "mca_not_signed"
     world.tenant.mca.append({"type": "MicrosoftCustomerAgreement", "dateAgreed": "2025-03-01"})
     assert isinstance(check_mca(world.ctx(req, "check_mca")), Done)
+
+
+def test_the_primary_contact_is_stored_in_the_engines_shape_not_partner_centers(world, db):
+    world.tenant.mca[:] = [{"type": "MicrosoftCustomerAgreement", "dateAgreed": "2025-03-01",
+                            "primaryContact": {"firstName": "Ada", "lastName": "Lovelace",
+                                               "email": "ada@contoso.com", "phoneNumber": "+44 20 7946 0000"}}]
+    req = world.b.request(kinds.CUSTOMER_AZURE_AD, customer=world.customer)
+    read_agreement(world.ctx(req, "read_agreement"))
+    stored = db.scalar(select(Agreement.primary_contact).where(Agreement.customer_id == world.customer.id))
+    # What GET /v1/customers/{c} presents: Partner Center's camelCase there answered 500.
+    assert stored == {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@contoso.com",
+                      "phone": "+44 20 7946 0000"}
