@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import Depends, Header, Path, Query, Request
@@ -50,7 +51,12 @@ async def idempotency(request: Request, who: Annotated[Principal, Depends(princi
                           description="Same key and body: the first answer again. Same key, other body: 409.",
                       )] = None) -> Idempotency:
     body = await request.body() if key else b""
-    return Idempotency(who.key_id, key, fingerprint(request.method, request.url.path, body) if key else "")
+    if not key:
+        return Idempotency(who.key_id, None, "")
+    # The query is part of what was asked (`?delete_user=true` is another request than `=false`).
+    query = urlencode(sorted(request.query_params.multi_items()))
+    target = request.url.path + ("?" + query if query else "")
+    return Idempotency(who.key_id, key, fingerprint(request.method, target, body))
 
 
 _known_query: dict[int, frozenset[str]] = {}

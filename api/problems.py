@@ -97,13 +97,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return problem(exc.status_code, code, detail, instance=request.url.path, headers=headers or None)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _allowed_methods(request: Request) -> list[str]:
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods - {"HEAD"} if "GET" not in methods else methods)
+    # Ask the router for each method: included routers do not list their routes' methods themselves.
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 async def _integrity_error(request: Request, exc: Exception) -> Response:

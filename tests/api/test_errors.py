@@ -15,8 +15,11 @@ def test_unknown_route_is_a_problem(op: Api) -> None:
     problem_of(op.get("/v1/nothing-here"), 404, "not_found")
 
 
-def test_wrong_method_is_a_problem(op: Api) -> None:
-    problem_of(op.send("PATCH", "/v1/customers"), 405, "method_not_allowed")
+def test_wrong_method_is_a_problem_that_names_the_right_ones(op: Api) -> None:
+    answer = op.send("PATCH", "/v1/customers")
+    problem_of(answer, 405, "method_not_allowed")
+    assert answer.headers["allow"] == "GET, POST"  # HTTP requires Allow on a 405
+    assert answer.json()["detail"] == "PATCH is not allowed here; use GET, POST"
 
 
 def test_malformed_json_is_400(op: Api, world: World) -> None:

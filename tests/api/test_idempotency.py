@@ -31,6 +31,20 @@ def test_same_key_other_body_is_409(op: Api, world: World) -> None:
                409, "idempotency_conflict")
 
 
+def test_same_key_other_query_is_409_not_a_replay(op: Api, world: World, published: list[Any]) -> None:
+    user = op.post(f"/v1/customers/{world.customer_id}/users", json=user_body()).json()["id"]
+    key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
+    url = f"/v1/users/{user}/services/microsoft-online"
+    provisioned = op.put(url, json={"user_plan_id": world.user_plan_id})
+    op.post(f"/v1/requests/{provisioned.json()['request']['id']}/cancel")
+    first = op.delete(url, params={"delete_user": "false"}, headers=key)
+    assert first.status_code == 202, first.text
+    # Replaying the `false` answer would silently skip the delete the caller asked for.
+    problem_of(op.delete(url, params={"delete_user": "true"}, headers=key), 409, "idempotency_conflict")
+    again = op.delete(url, params={"delete_user": "false"}, headers=key)
+    assert again.json()["id"] == first.json()["id"] and again.headers["idempotent-replayed"] == "true"
+
+
 def test_provisioning_replay_returns_the_same_password_and_request(op: Api, world: World,
                                                                     published: list[Any]) -> None:
     user = op.post(f"/v1/customers/{world.customer_id}/users", json=user_body()).json()
