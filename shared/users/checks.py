@@ -5,9 +5,11 @@
 # database spends on it, and these run for every accepted user.
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -26,7 +28,8 @@ from shared.db.models import (
     UserPlanLicence,
     UserService,
 )
-from shared.errors import StateConflict
+from shared.db.types import utcnow
+from shared.errors import ServiceError, StateConflict
 from shared.seats import ledger
 
 # A user under a plan "uses" a place against its hard limit while being provisioned and once provisioned.
@@ -103,6 +106,12 @@ def plans_in_use(s: Session, customer_id: str, plan_ids: Collection[str],
     return {plan: n for plan, n in s.execute(stmt) if plan}
 
 
+log = logging.getLogger(__name__)
+
+# Before refusing for want of seats, counts older than this are read again from Microsoft.
+RECOUNT_AFTER = timedelta(seconds=5)
+
+
 class NeedsExclusiveLock(Exception):
     """Under a shared lock the seats left came within the safety margin: run again exclusively."""
 
@@ -121,7 +130,8 @@ def check_seats(s: Session, ctx: CustomerContext, needed: Counter[str], *, own_h
     transactions can be open at once (PostgreSQL's max_connections) would still be free; closer
     to the end it raises NeedsExclusiveLock and the caller runs again exclusively. Exclusive
     lockers (bulk, the last seats, the pipeline's consume) wait for the shared ones and see them.
-    A customer with no SKU rows yet has them read live once.
+    A customer with no SKU rows yet has them read live once, and a refusal is only given on counts
+    read within RECOUNT_AFTER (a reseller who just bought seats is not refused on old numbers).
     """
     if ctx.provider_kind != INDIRECT or not needed:
         return
@@ -129,18 +139,20 @@ def check_seats(s: Session, ctx: CustomerContext, needed: Counter[str], *, own_h
     if not rows and s.scalar(select(TenantSku.id).where(TenantSku.customer_id == ctx.customer_id).limit(1)) is None:
         refresh_skus(s, ctx.service_provider_id, ctx.customer_id, ctx.require_connected())
         rows = _lock_skus(s, ctx.customer_id, needed, exclusive)
-    # A statement of its own, after the lock: one evaluated with the lock would use a snapshot older
-    # than the commit it waited for.
-    conn = s.connection()
-    held = {sku: int(n) for sku, n in raw.execute(conn, _held_stmt(conn.dialect.name), {
-        "customer_id": ctx.customer_id, "skus": list(needed)})}
-    short, close = [], False
-    for sku, n in sorted(needed.items()):
-        total, consumed = rows.get(sku, (0, 0))
-        free = total - consumed - (held.get(sku, 0) - (n if own_held else 0))
-        if free < n:
-            short.append({"sku_part_number": sku, "free": max(free, 0), "needed": n})
-        close = close or free - n < _safety_margin(s)
+    short, close = _count(s, ctx.customer_id, needed, rows, own_held)
+    if short and not exclusive:
+        raise NeedsExclusiveLock  # a refusal is decided under the exclusive lock, on fresh counts
+    if short and _counted_before(s, ctx.customer_id, needed, utcnow() - RECOUNT_AFTER):
+        # Microsoft may have more seats than we last read (the reseller bought some): read them
+        # before refusing. Only on the way to a refusal, so accepts do not wait for Graph.
+        try:
+            refresh_skus(s, ctx.service_provider_id, ctx.customer_id, ctx.require_connected())
+        except ServiceError as exc:  # Microsoft unreachable: refuse on the counts we have, as before
+            log.warning("could not re-read the licences of customer %s before refusing: %s", ctx.customer_id,
+                        exc.code)
+        else:
+            rows = _lock_skus(s, ctx.customer_id, needed, exclusive)
+            short, close = _count(s, ctx.customer_id, needed, rows, own_held)
     if short:
         names = ", ".join(f"{x['sku_part_number']} ({x['free']} free, {x['needed']} needed)" for x in short)
         raise StateConflict("no_free_licences", f"not enough free seats: {names}", skus=short)
@@ -159,6 +171,31 @@ def _safety_margin(s: Session) -> int:
             return 0  # SQLite runs one write transaction at a time: nothing is ever unseen
         _margin = int(s.connection().exec_driver_sql("SHOW max_connections").scalar_one())
     return _margin
+
+
+def _count(s: Session, customer_id: str, needed: Counter[str], rows: dict[str, tuple[int, int]],
+           own_held: bool) -> tuple[list[dict[str, Any]], bool]:
+    """(SKUs short of seats, whether any comes within the safety margin)."""
+    conn = s.connection()
+    # A statement of its own, after the lock: one evaluated with the lock would use a snapshot older
+    # than the commit it waited for.
+    held = {sku: int(n) for sku, n in raw.execute(conn, _held_stmt(conn.dialect.name), {
+        "customer_id": customer_id, "skus": list(needed)})}
+    short, close = [], False
+    for sku, n in sorted(needed.items()):
+        total, consumed = rows.get(sku, (0, 0))
+        free = total - consumed - (held.get(sku, 0) - (n if own_held else 0))
+        if free < n:
+            short.append({"sku_part_number": sku, "free": max(free, 0), "needed": n})
+        close = close or free - n < _safety_margin(s)
+    return short, close
+
+
+def _counted_before(s: Session, customer_id: str, skus: Collection[str], when: datetime) -> bool:
+    """Whether any of these SKU counts was read from Microsoft before `when` (or never)."""
+    times = s.scalars(select(TenantSku.refreshed_at).where(TenantSku.customer_id == customer_id,
+                                                           TenantSku.sku_part_number.in_(list(skus)))).all()
+    return len(times) < len(skus) or any(t is None or t < when for t in times)
 
 
 def skus_held_by(s: Session, user_id: str, licences: Collection[str]) -> set[str]:

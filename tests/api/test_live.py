@@ -116,3 +116,22 @@ def test_wrong_partner_secret_answers_502(op: Api, emulator: Any) -> None:
     live = build_live_world(emulator, client_secret="not-the-secret")
     problem_of(op.get(f"/v1/customers/{live.world.customer_id}/tenant-search", params={"q": "x"}), 502,
                "microsoft_unavailable")
+
+
+def test_seats_bought_since_the_last_read_are_seen_before_refusing(op: Api, emulator: Any, monkeypatch: Any) -> None:
+    from shared.users import checks
+
+    live = build_live_world(emulator, units=1, mca_signed=True)
+    c = live.world.customer_id
+    users = [op.post(f"/v1/customers/{c}/users", json=user_body()).json() for _ in range(2)]
+    assert op.put(f"/v1/users/{users[0]['id']}/services/microsoft-online",
+                  json={"user_plan_id": live.world.user_plan_id}).status_code == 202
+    tenant = live.tenant["tenant_id"]
+    emulator._control.patch(f"/_emulator/tenants/{tenant}",  # the reseller buys a second seat
+                            json={"skus": [{"sku_part_number": SKU, "units": 2}]}).raise_for_status()
+    monkeypatch.setattr(checks, "RECOUNT_AFTER", checks.timedelta(0))  # our counts are "old" at once
+    second = op.put(f"/v1/users/{users[1]['id']}/services/microsoft-online",
+                    json={"user_plan_id": live.world.user_plan_id})
+    assert second.status_code == 202, second.text
+    with UnitOfWork() as uow:
+        assert uow.session.scalars(select(TenantSku.total).where(TenantSku.customer_id == c)).all() == [2]
