@@ -1,8 +1,12 @@
 """The customer's tenant and Microsoft clients for it, as a step needs them."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from functools import cache
+from typing import cast
 
+from sqlalchemy import Executable, Table, bindparam, select
+
+from shared.db import raw
 from shared.db.models import TenantConnection
 from shared.microsoft.credentials import PartnerCredential
 from shared.pipeline.context import StepContext
@@ -25,11 +29,25 @@ def connection(ctx: StepContext, *, connected: bool = True) -> TenantConnection:
     return conn
 
 
+def tenant_id(ctx: StepContext) -> str:
+    """The connected tenant's id, in one plain statement (every Graph or Exchange call starts here)."""
+    if ctx.session.dirty or ctx.session.new:  # a connection this step changed: as the session sees it
+        return connection(ctx).tenant_id
+    row = raw.execute(ctx.session.connection(), _tenant_stmt(), {"customer": ctx.request.customer_id}).first()
+    if row is None or row[1] != CONNECTED or not row[0]:
+        raise StepFailed("tenant_not_connected", "the customer's tenant is not connected (Azure AD service)")
+    return str(row[0])
+
+
 def graph(ctx: StepContext, conn: TenantConnection | None = None) -> Graph:
-    conn = conn or connection(ctx)
-    return ctx.microsoft.graph(credential(ctx), conn.tenant_id)
+    return ctx.microsoft.graph(credential(ctx), conn.tenant_id if conn is not None else tenant_id(ctx))
 
 
 def exchange(ctx: StepContext, conn: TenantConnection | None = None) -> Exchange:
-    conn = conn or connection(ctx)
-    return ctx.microsoft.exchange(credential(ctx), conn.tenant_id)
+    return ctx.microsoft.exchange(credential(ctx), conn.tenant_id if conn is not None else tenant_id(ctx))
+
+
+@cache
+def _tenant_stmt() -> Executable:
+    t = cast(Table, TenantConnection.__table__).c
+    return select(t.tenant_id, t.state).where(t.customer_id == bindparam("customer"))

@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from shared.db.models import TenantSku, User, UserPlan
+from shared.db.models import TenantSku, User
 from shared.microsoft.errors import InvalidUsageLocation, NoFreeLicences, NotFound
 from shared.pipeline.context import StepContext
 from shared.pipeline.outcomes import Done, RetrySoon, StepFailed
@@ -14,7 +14,7 @@ from shared.plans.skus import by_part_number, disabled_plan_ids, free_seats, gra
 from shared.seats import ledger
 from shared.tenants import access
 from shared.users.entra import REPLICATION_RETRY_S
-from shared.users.subject import ENTRA_FIELDS, linked_id, plan_of, service_of, user_of
+from shared.users.subject import ENTRA_FIELDS, Plan, linked_id, plan_of, service_of, user_of
 
 
 def _read_user(ctx: StepContext, graph: Graph, entra_id: str) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def _current_licences(ctx: StepContext, graph: Graph, user: User) -> tuple[set[s
     return {str(lic.get("skuId")).lower() for lic in entra.get("assignedLicenses") or []}, entra
 
 
-def _tenant_skus(ctx: StepContext, graph: Graph, plan: UserPlan) -> dict[str, dict[str, Any]]:
+def _tenant_skus(ctx: StepContext, graph: Graph, plan: Plan) -> dict[str, dict[str, Any]]:
     """The plan's SKUs as Graph describes them: from TenantSku when that is enough, else read live."""
     rows = {r.sku_part_number.upper(): r for r in ctx.session.scalars(
         select(TenantSku).where(TenantSku.customer_id == ctx.request.customer_id))}

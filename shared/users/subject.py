@@ -1,9 +1,14 @@
 """The user a request works on, its Microsoft Online service row and its user plan."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
+from functools import cache
+from typing import cast
 
-from shared.db.models import User, UserPlan, UserService
+from sqlalchemy import Executable, Table, bindparam, select
+
+from shared.db import raw
+from shared.db.models import User, UserPlan, UserPlanLicence, UserService
 from shared.pipeline.context import StepContext
 from shared.pipeline.outcomes import StepFailed
 
@@ -24,12 +29,38 @@ def service_of(ctx: StepContext, user: User) -> UserService | None:
                                                         UserService.service == MICROSOFT_ONLINE))
 
 
-def plan_of(ctx: StepContext, service: UserService | None) -> UserPlan:
+@dataclass(frozen=True, slots=True)
+class PlanLicence:
+    sku_part_number: str
+    disabled_service_plans: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A user plan as the steps read it: its SKUs in order, with the service plans they leave off."""
+
+    id: str
+    name: str
+    licences: list[PlanLicence]
+
+
+def plan_of(ctx: StepContext, service: UserService | None) -> Plan:
     plan_id = ctx.params.get("user_plan_id") or (service.user_plan_id if service else None)
-    plan = ctx.session.get(UserPlan, plan_id) if plan_id else None
-    if plan is None:
+    # One plain statement, not the ORM's two (plan, then its licences): it runs for every user.
+    rows = raw.execute(ctx.session.connection(), _plan_stmt(), {"plan": plan_id}).all() if plan_id else []
+    if not rows:
         raise StepFailed("plan_missing", "the request names no existing user plan")
-    return plan
+    return Plan(rows[0][0], rows[0][1], [PlanLicence(sku, list(disabled or [])) for _, _, sku, disabled in rows
+                                         if sku is not None])
+
+
+@cache
+def _plan_stmt() -> Executable:
+    plans, licences = cast(Table, UserPlan.__table__).c, cast(Table, UserPlanLicence.__table__).c
+    return (select(plans.id, plans.name, licences.sku_part_number, licences.disabled_service_plans)
+            .select_from(cast(Table, UserPlan.__table__).outerjoin(
+                cast(Table, UserPlanLicence.__table__), licences.user_plan_id == plans.id))
+            .where(plans.id == bindparam("plan")).order_by(licences.position))
 
 
 def linked_id(user: User) -> str:

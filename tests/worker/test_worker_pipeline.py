@@ -47,4 +47,5 @@ def test_waiting_for_mailboxes_does_not_hold_worker_slots(seeder, emulator, pipe
         states = seeder.wait([r.id for r in refs], timeout=90)
         elapsed = time.monotonic() - started
         assert states == {kinds.SUCCEEDED: 24}, stack.logs()[-5000:]
-    assert elapsed < 36, f"took {elapsed:.1f}s: waiting held worker slots"
+    # Held slots need 72 s whatever the machine does; timers ~10 s on a quiet one, 37 s seen on a busy one.
+    assert elapsed < 54, f"took {elapsed:.1f}s: waiting held worker slots"
