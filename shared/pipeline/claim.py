@@ -45,6 +45,21 @@ def try_claim(session: Session, request_id: str, step_name: str, *, now: datetim
     return Claim(token, int(deliveries))
 
 
+def claim_next(session: Session, req: ProvisioningRequest, step_name: str, *, now: datetime,
+               lease_seconds: float) -> Claim:
+    """Run-on: the lease on the request's next step, taken on the row whose outcome this transaction
+    records (its lease was checked ours under a row lock), with what try_claim and start_attempt write."""
+    token = uuid.uuid4().hex
+    until = now + timedelta(seconds=lease_seconds)
+    req.state = kinds.RUNNING
+    req.lease_owner, req.lease_until, req.next_attempt_at = token, until, until
+    req.deliveries = 1  # the outcome just recorded reset them
+    req.attempts = (req.attempts or 0) + 1
+    req.updated_at = now
+    start_attempt(session, req.id, step_name, now)
+    return Claim(token, 1)
+
+
 def start_attempt(session: Session, request_id: str, step_name: str, now: datetime) -> None:
     """The step row says it runs (attempts, first start), in the claim's transaction."""
     raw.execute(session.connection(), _start_stmt(), {"req": request_id, "step_name": step_name, "now": now})

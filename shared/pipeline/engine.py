@@ -20,7 +20,16 @@ from shared.microsoft.errors import MicrosoftError
 from shared.observability import counters
 from shared.observability.logging import log_context
 from shared.pipeline import finish, record, registry
-from shared.pipeline.claim import CLAIMABLE, Claim, LeaseLost, lease_is_ours, start_attempt, step_row, try_claim
+from shared.pipeline.claim import (
+    CLAIMABLE,
+    Claim,
+    LeaseLost,
+    claim_next,
+    lease_is_ours,
+    start_attempt,
+    step_row,
+    try_claim,
+)
 from shared.pipeline.context import StepContext, describe_error
 from shared.pipeline.errors import classify
 from shared.pipeline.isolation import Isolation
@@ -44,6 +53,8 @@ class Verdict:
     reason: str = ""
     step: str = ""
     ran: tuple[str, ...] = ()
+    # Run-on: the lease on `step` (the next one), taken in the transaction that recorded the last outcome.
+    claim: Claim | None = None
 
 
 def _halt(reason: str) -> Verdict:
@@ -107,37 +118,44 @@ class Engine:
     def run(self, request_id: str, step_name: str) -> Verdict:
         """Run the message's step and, while each one continues at once, the steps after it (run on).
 
-        Every step is claimed, run and recorded in its own transactions as if it had its own message, so
-        a crash between two of them leaves what one message per step would: the next step's lease
+        A step that succeeds and may run on records its outcome and takes the lease on the next step in
+        one transaction (the claim a message would have made: a delivery counted, an attempt started),
+        so a crash between two steps leaves what one message per step would: the next step's lease
         expires and the reconciler re-drives it."""
-        started = time.monotonic()
+        deadline = time.monotonic() + self._run_on_budget_s
         ran: list[str] = []
+        claim: Claim | None = None
         while True:
+            run_on = len(ran) + 1 < self._run_on and time.monotonic() < deadline
             with log_context(step=step_name):
-                verdict = self._run_one(request_id, step_name)
+                verdict = self._run_one(request_id, step_name, claim, run_on=run_on)
             ran.append(step_name)
-            following = verdict.step
-            if verdict.action != "continue" or not following or len(ran) >= self._run_on \
-                    or time.monotonic() - started >= self._run_on_budget_s:
-                return replace(verdict, step=step_name, ran=tuple(ran))
-            step_name = following
+            if verdict.action != "continue" or verdict.claim is None:
+                return replace(verdict, step=step_name, ran=tuple(ran), claim=None)
+            step_name, claim = verdict.step, verdict.claim
 
-    def _run_one(self, request_id: str, step_name: str) -> Verdict:
+    def _run_one(self, request_id: str, step_name: str, claim: Claim | None, *, run_on: bool) -> Verdict:
+        if claim is not None:  # taken when the previous step's outcome was recorded
+            with self._isolation.shared():
+                return self._run(request_id, step_name, claim, run_on=run_on)
         with self._isolation.shared():
             claimed = self._claim(request_id, step_name, suspect_ok=not self._isolation.isolates)
             if claimed is not SUSPECT:
-                return self._run_claimed(request_id, step_name, claimed)
+                return self._run_claimed(request_id, step_name, claimed, run_on=run_on)
         # The last delivery of this step ended without an outcome (its process died?): run it alone.
         with self._isolation.exclusive():
             log.warning("request %s step %s: its last delivery never finished; running it alone", request_id,
                         step_name)
-            return self._run_claimed(request_id, step_name, self._claim(request_id, step_name, suspect_ok=True))
+            # Alone, and not on: the steps after a suspect go back to messages.
+            return self._run_claimed(request_id, step_name, self._claim(request_id, step_name, suspect_ok=True),
+                                     run_on=False)
 
-    def _run_claimed(self, request_id: str, step_name: str, claimed: Claim | Verdict | _Suspect) -> Verdict:
+    def _run_claimed(self, request_id: str, step_name: str, claimed: Claim | Verdict | _Suspect, *,
+                     run_on: bool) -> Verdict:
         if isinstance(claimed, Verdict):
             return claimed
         assert isinstance(claimed, Claim)
-        return self._run(request_id, step_name, claimed)
+        return self._run(request_id, step_name, claimed, run_on=run_on)
 
     # -- 1. claim ---------------------------------------------------------------------------------
     def _claim(self, request_id: str, step_name: str, *, suspect_ok: bool) -> Claim | Verdict | _Suspect:
@@ -195,7 +213,7 @@ class Engine:
         return _halt(f"request {req.state} at {req.current_step}, lease until {req.lease_until}")
 
     # -- 2. run -----------------------------------------------------------------------------------
-    def _run(self, request_id: str, step_name: str, claim: Claim) -> Verdict:
+    def _run(self, request_id: str, step_name: str, claim: Claim, *, run_on: bool = False) -> Verdict:
         now = self._clock()
         with self._uow() as uow:
             s = uow.session
@@ -232,7 +250,7 @@ class Engine:
                 return _halt("lease lost")
             if microsoft_error is not None:
                 step.microsoft_error = microsoft_error
-            verdict = self._record(uow, req, step, outcome, elapsed_ms)
+            verdict = self._record(uow, req, step, outcome, elapsed_ms, run_on=run_on)
             uow.commit()
             return verdict
 
@@ -242,14 +260,18 @@ class Engine:
         uow.commit()
 
     def _record(self, uow: UnitOfWork, req: ProvisioningRequest, step: RequestStep,
-                outcome: Done | Wait | Blocked | Failed | Retry, elapsed_ms: int) -> Verdict:
+                outcome: Done | Wait | Blocked | Failed | Retry, elapsed_ms: int, *, run_on: bool = False) -> Verdict:
         s, now = uow.session, self._clock()
         if isinstance(outcome, Done):
             publish_after_commit(uow, record.done(s, req, step, outcome, now=now, elapsed_ms=elapsed_ms,
                                                   settings=self.settings))
             if req.state == kinds.WAITING:
                 return _halt("next step waits")
-            return Verdict("continue", step=req.current_step or "")  # "" after the last step
+            following = req.current_step or ""  # "" after the last step
+            if run_on and following and req.state == kinds.RUNNING:
+                return Verdict("continue", step=following,
+                               claim=claim_next(s, req, following, now=now, lease_seconds=self.settings.lease_seconds))
+            return Verdict("continue", step=following)
         if isinstance(outcome, Wait):
             record.wait(req, step, outcome, now=now, elapsed_ms=elapsed_ms)
             return _halt("waiting")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from shared.db.models import OutboxMessage, ProvisioningRequest, SeatReservation, UserService
@@ -233,3 +234,33 @@ def test_a_spent_run_on_budget_stops_after_the_messages_own_step(world, ms, sett
     req = world.b.provision(user, world.plan)
     verdict = spent.run(req.id, "reserve_seat")
     assert verdict.action == "continue" and verdict.ran == ("reserve_seat",) and verdict.step == "reserve_seat"
+
+
+class _Killed(BaseException):
+    """What kill -9 looks like from inside: nothing after it runs."""
+
+
+def test_run_on_takes_the_next_lease_with_the_outcome_so_a_crash_between_steps_is_a_lost_delivery(
+        world, ms, settings, maker, db, monkeypatch):
+    engine = Engine(ms, settings=settings, session_factory=maker, run_on=8, run_on_budget_s=60)
+    user = world.user("crash@contoso.com")
+    req = world.b.provision(user, world.plan)
+
+    def killed(ctx):
+        raise _Killed
+
+    monkeypatch.setitem(registry.table(), "ensure_user", killed)
+    with pytest.raises(_Killed):
+        engine.run(req.id, "reserve_seat")
+    row = reload(db, req)
+    # reserve_seat's outcome and ensure_user's claim were one commit: leased, one delivery, one attempt.
+    assert row.state == kinds.RUNNING and row.current_step == "ensure_user" and row.lease_owner
+    assert row.deliveries == 1 and row.lease_until > utcnow()
+    steps = {s.name: s for s in row.steps}
+    assert steps["reserve_seat"].state == kinds.STEP_SUCCEEDED
+    assert steps["ensure_user"].state == kinds.STEP_RUNNING and steps["ensure_user"].attempts == 1
+    monkeypatch.undo()
+    later = Engine(ms, settings=settings, session_factory=maker,
+                   clock=lambda: utcnow() + timedelta(seconds=settings.lease_seconds + 1))
+    assert later.run(req.id, "ensure_user").action == "continue"  # re-driven after the lease, as a suspect
+    assert reload(db, req).deliveries == 0 and world.ms.created == ["crash@contoso.com"]
