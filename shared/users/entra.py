@@ -76,7 +76,10 @@ def _create(ctx: StepContext, graph: Graph, user: User, upn: str) -> dict[str, A
             raise RetrySoon(REPLICATION_RETRY_S, "the UPN is taken but its user is not readable yet") from None
         return found
     ctx.remember(user_created=True)
-    return created
+    # Graph's answer to a create leaves assignedLicenses out, but a user this POST just made holds no
+    # direct licence: saying so spares assign_licences a read (a Microsoft call against the tenant's
+    # throttling budget, and a 404 while the new user replicates).
+    return {"assignedLicenses": [], **created}
 
 
 def ensure_user(ctx: StepContext) -> Done:

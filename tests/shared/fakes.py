@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.users import DEFAULT_PROPERTIES
 from shared.microsoft.credentials import PartnerCredential
 from shared.microsoft.errors import (
     Conflict,
@@ -175,7 +176,8 @@ class FakeGraph:
         user = self.ms.add_user(self.t, upn, usageLocation=body.get("usageLocation"),
                                 passwordProfile=dict(body["passwordProfile"]))
         self.ms.created.append(upn)
-        return {k: v for k, v in user.items() if k != "passwordProfile"}
+        # What Graph answers a create with: the default properties (no licences, no usage location).
+        return {k: user.get(k) for k in DEFAULT_PROPERTIES}
 
     def update_user(self, user_id: str, changes: Mapping[str, Any]) -> None:
         self.ms.hit("update_user")

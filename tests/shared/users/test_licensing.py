@@ -99,3 +99,15 @@ def test_a_plan_not_enabled_for_the_customer_is_refused(world):
     with pytest.raises(StepFailed) as failed:
         reserve_seat(world.ctx(req, "reserve_seat"))
     assert failed.value.code == "plan_not_enabled"
+
+
+def test_a_user_created_by_this_request_is_licensed_without_reading_it_back(world):
+    user = world.user("eve@contoso.com")  # no Entra user yet: ensure_user creates it
+    req = world.b.provision(user, world.plan)
+    ensure_user(world.ctx(req, "ensure_user"))
+    assert world.ms.created == ["eve@contoso.com"] and req.context["entra_licences"] == []
+    world.ms.calls.clear()
+    assign_licences(world.ctx(req, "assign_licences"))
+    # One Microsoft call against the tenant's budget, not two: a user just created holds no licence.
+    assert world.ms.calls["get_user"] == 0 and world.ms.calls["assign_licences"] == 1
+    assert world.ms.assigned == [(user.entra_id, world.fake_sku.sku_id)]
