@@ -26,6 +26,7 @@ class LeaseLost(Exception):
 class Claim:
     token: str
     deliveries: int
+    attempts: int = 0  # the step's, counting this one (0 until start_attempt counted it)
 
 
 def try_claim(session: Session, request_id: str, step_name: str, *, now: datetime,
@@ -56,13 +57,13 @@ def claim_next(session: Session, req: ProvisioningRequest, step_name: str, *, no
     req.deliveries = 1  # the outcome just recorded reset them
     req.attempts = (req.attempts or 0) + 1
     req.updated_at = now
-    start_attempt(session, req.id, step_name, now)
-    return Claim(token, 1)
+    return Claim(token, 1, start_attempt(session, req.id, step_name, now))
 
 
-def start_attempt(session: Session, request_id: str, step_name: str, now: datetime) -> None:
-    """The step row says it runs (attempts, first start), in the claim's transaction."""
-    raw.execute(session.connection(), _start_stmt(), {"req": request_id, "step_name": step_name, "now": now})
+def start_attempt(session: Session, request_id: str, step_name: str, now: datetime) -> int:
+    """The step row says it runs (attempts, first start), in the claim's transaction; its attempts now."""
+    return int(raw.execute(session.connection(), _start_stmt(),
+                           {"req": request_id, "step_name": step_name, "now": now}).scalar() or 0)
 
 
 def lease_is_ours(session: Session, request_id: str, token: str) -> bool:
@@ -98,7 +99,8 @@ def _start_stmt() -> Executable:
             .where(c.request_id == bindparam("req"), c.name == bindparam("step_name"))
             .values(state=kinds.STEP_RUNNING, attempts=c.attempts + 1,
                     started_at=func.coalesce(c.started_at, bindparam("now", type_=c.started_at.type)),
-                    error_code=None, error_message=None))
+                    error_code=None, error_message=None)
+            .returning(c.attempts))
 
 
 @cache

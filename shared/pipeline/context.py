@@ -8,9 +8,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared.db.models import ProvisioningRequest, RequestStep
+from shared.db.models import ProvisioningRequest
 from shared.microsoft.errors import MicrosoftError
 from shared.pipeline.ports import Microsoft
+from shared.pipeline.rows import StepRow
 from shared.settings import Settings
 
 Checkpointer = Callable[[dict[str, Any]], None]
@@ -26,7 +27,7 @@ def describe_error(exc: MicrosoftError) -> dict[str, Any]:
 class StepContext:
     session: Session
     request: ProvisioningRequest
-    step: RequestStep
+    step: StepRow
     settings: Settings
     microsoft: Microsoft
     now: datetime
@@ -54,7 +55,7 @@ class StepContext:
             self.checkpointer(values)
 
     def note_error(self, exc: MicrosoftError) -> None:
-        self.step.microsoft_error = describe_error(exc)
+        self.step.set(microsoft_error=describe_error(exc))
 
     def after(self, seconds: float) -> datetime:
         return self.now + timedelta(seconds=seconds)

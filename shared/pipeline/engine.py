@@ -13,13 +13,13 @@ from sqlalchemy import Executable, Table, bindparam, select
 from sqlalchemy.orm import Session, lazyload, sessionmaker
 
 from shared.db import raw
-from shared.db.models import ProvisioningRequest, RequestStep
+from shared.db.models import ProvisioningRequest
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
 from shared.microsoft.errors import MicrosoftError
 from shared.observability import counters
 from shared.observability.logging import log_context
-from shared.pipeline import finish, record, registry
+from shared.pipeline import finish, record, registry, rows
 from shared.pipeline.claim import (
     CLAIMABLE,
     Claim,
@@ -35,6 +35,7 @@ from shared.pipeline.errors import classify
 from shared.pipeline.isolation import Isolation
 from shared.pipeline.outcomes import Blocked, Done, Failed, Retry, Wait
 from shared.pipeline.ports import Microsoft
+from shared.pipeline.rows import StepRow
 from shared.requests import kinds
 from shared.requests.dispatch import publish_after_commit
 from shared.settings import Settings, get_settings
@@ -83,6 +84,25 @@ def _suspect(deliveries: int, current_step: str | None, state: str, lease_until:
         and (lease_until is None or lease_until < now)
 
 
+def _fresh(s: Session, request_id: str | None) -> None:
+    """Before a claim or a step, in the message's one session: what an earlier step loaded is read again
+    when used (other processes write users, seats, tenants meanwhile; a lock taken on a row must see its
+    latest version), except the request `request_id`. That row is ours while the lease is: only the
+    engine holding the lease writes it (the reconciler and cancel leave leased running requests alone),
+    and the lease itself is checked on the row, not on this copy, before an outcome is written."""
+    for obj in list(s.identity_map.values()):
+        if request_id is None or not isinstance(obj, PR) or obj.id != request_id:
+            s.expire(obj)
+
+
+@dataclass
+class _Message:
+    """One message's unit of work, and the request it leases: held here because a session's identity
+    map keeps an object only while something references it."""
+    uow: UnitOfWork
+    request: ProvisioningRequest | None = None
+
+
 class Engine:
     """Runs steps for the worker (or a test) with injected Microsoft clients, settings and sessions.
 
@@ -121,70 +141,82 @@ class Engine:
         A step that succeeds and may run on records its outcome and takes the lease on the next step in
         one transaction (the claim a message would have made: a delivery counted, an attempt started),
         so a crash between two steps leaves what one message per step would: the next step's lease
-        expires and the reconciler re-drives it."""
+        expires and the reconciler re-drives it.
+
+        One session serves the whole message, a transaction per claim and per step as before: a step
+        run on finds the request it leases already loaded instead of reading it again (see _fresh)."""
         deadline = time.monotonic() + self._run_on_budget_s
         ran: list[str] = []
         claim: Claim | None = None
-        while True:
-            run_on = len(ran) + 1 < self._run_on and time.monotonic() < deadline
-            with log_context(step=step_name):
-                verdict = self._run_one(request_id, step_name, claim, run_on=run_on)
-            ran.append(step_name)
-            if verdict.action != "continue" or verdict.claim is None:
-                return replace(verdict, step=step_name, ran=tuple(ran), claim=None)
-            step_name, claim = verdict.step, verdict.claim
+        with self._uow() as uow:
+            msg = _Message(uow)
+            while True:
+                run_on = len(ran) + 1 < self._run_on and time.monotonic() < deadline
+                with log_context(step=step_name):
+                    try:
+                        verdict = self._run_one(msg, request_id, step_name, claim, run_on=run_on)
+                    finally:
+                        uow.rollback()  # whatever a path left open (a no-op after a commit)
+                ran.append(step_name)
+                if verdict.action != "continue" or verdict.claim is None:
+                    return replace(verdict, step=step_name, ran=tuple(ran), claim=None)
+                step_name, claim = verdict.step, verdict.claim
 
-    def _run_one(self, request_id: str, step_name: str, claim: Claim | None, *, run_on: bool) -> Verdict:
+    def _run_one(self, msg: _Message, request_id: str, step_name: str, claim: Claim | None, *,
+                 run_on: bool) -> Verdict:
         if claim is not None:  # taken when the previous step's outcome was recorded
             with self._isolation.shared():
-                return self._run(request_id, step_name, claim, run_on=run_on)
+                return self._run(msg, request_id, step_name, claim, run_on=run_on)
         with self._isolation.shared():
-            claimed = self._claim(request_id, step_name, suspect_ok=not self._isolation.isolates)
+            claimed = self._claim(msg, request_id, step_name, suspect_ok=not self._isolation.isolates)
             if claimed is not SUSPECT:
-                return self._run_claimed(request_id, step_name, claimed, run_on=run_on)
+                return self._run_claimed(msg, request_id, step_name, claimed, run_on=run_on)
         # The last delivery of this step ended without an outcome (its process died?): run it alone.
         with self._isolation.exclusive():
             log.warning("request %s step %s: its last delivery never finished; running it alone", request_id,
                         step_name)
             # Alone, and not on: the steps after a suspect go back to messages.
-            return self._run_claimed(request_id, step_name, self._claim(request_id, step_name, suspect_ok=True),
-                                     run_on=False)
+            return self._run_claimed(msg, request_id, step_name,
+                                     self._claim(msg, request_id, step_name, suspect_ok=True), run_on=False)
 
-    def _run_claimed(self, request_id: str, step_name: str, claimed: Claim | Verdict | _Suspect, *,
-                     run_on: bool) -> Verdict:
+    def _run_claimed(self, msg: _Message, request_id: str, step_name: str,
+                     claimed: Claim | Verdict | _Suspect, *, run_on: bool) -> Verdict:
         if isinstance(claimed, Verdict):
             return claimed
         assert isinstance(claimed, Claim)
-        return self._run(request_id, step_name, claimed, run_on=run_on)
+        return self._run(msg, request_id, step_name, claimed, run_on=run_on)
 
     # -- 1. claim ---------------------------------------------------------------------------------
-    def _claim(self, request_id: str, step_name: str, *, suspect_ok: bool) -> Claim | Verdict | _Suspect:
+    def _claim(self, msg: _Message, request_id: str, step_name: str, *,
+               suspect_ok: bool) -> Claim | Verdict | _Suspect:
         now = self._clock()
-        with self._uow() as uow:
-            s = uow.session
-            found = raw.execute(s.connection(), _glance_stmt(), {"request_id": request_id}).first()
-            if found is not None and not suspect_ok and _suspect(*found[1:], step_name=step_name, now=now):
-                return SUSPECT  # nothing claimed; the caller takes the process for itself and asks again
-            parent_id = found[0] if found is not None else None
-            if parent_id is not None:
-                gate = self._parent_gate(s, request_id, parent_id, now)
-                if gate is not None:
-                    uow.commit()
-                    return gate
-            claim = try_claim(s, request_id, step_name, now=now, lease_seconds=self.settings.lease_seconds)
-            if claim is None:
-                return self._why_not(s, request_id, step_name)
-            if claim.deliveries > self.settings.max_deliveries:
-                req = s.get(PR, request_id)
-                assert req is not None
-                finish.fail_request(s, req, "poison_message",
-                                    f"delivered {claim.deliveries - 1} times without finishing", now=now)
+        uow = msg.uow
+        s = uow.session
+        _fresh(s, None)  # the claim's UPDATE writes the request row itself
+        found = raw.execute(s.connection(), _glance_stmt(), {"request_id": request_id}).first()
+        if found is not None and not suspect_ok and _suspect(*found[1:], step_name=step_name, now=now):
+            uow.rollback()  # no transaction left open while this waits for the process
+            return SUSPECT  # nothing claimed; the caller takes the process for itself and asks again
+        parent_id = found[0] if found is not None else None
+        if parent_id is not None:
+            gate = self._parent_gate(s, request_id, parent_id, now)
+            if gate is not None:
                 uow.commit()
-                log.error("request %s step %s failed as a poison message", request_id, step_name)
-                return _halt("poison")
-            start_attempt(s, request_id, step_name, now)
+                return gate
+        claim = try_claim(s, request_id, step_name, now=now, lease_seconds=self.settings.lease_seconds)
+        if claim is None:
+            return self._why_not(s, request_id, step_name)
+        if claim.deliveries > self.settings.max_deliveries:
+            req = s.get(PR, request_id)
+            assert req is not None
+            finish.fail_request(s, req, "poison_message",
+                                f"delivered {claim.deliveries - 1} times without finishing", now=now)
             uow.commit()
-            return claim
+            log.error("request %s step %s failed as a poison message", request_id, step_name)
+            return _halt("poison")
+        claim = replace(claim, attempts=start_attempt(s, request_id, step_name, now))
+        uow.commit()
+        return claim
 
     def _parent_gate(self, s: Session, request_id: str, parent_id: str, now: datetime) -> Verdict | None:
         """Children of an onboarding request start once it succeeded, and fail when it failed."""
@@ -213,53 +245,57 @@ class Engine:
         return _halt(f"request {req.state} at {req.current_step}, lease until {req.lease_until}")
 
     # -- 2. run -----------------------------------------------------------------------------------
-    def _run(self, request_id: str, step_name: str, claim: Claim, *, run_on: bool = False) -> Verdict:
+    def _run(self, msg: _Message, request_id: str, step_name: str, claim: Claim, *,
+             run_on: bool = False) -> Verdict:
         now = self._clock()
-        with self._uow() as uow:
-            s = uow.session
-            # The request without its other steps (lazily loaded if an outcome needs them): building six
-            # step objects for every step run cost a tenth of a worker's CPU.
-            req = s.get(PR, request_id, options=_LEAN)
-            assert req is not None
-            step = step_row(s, request_id, step_name)
-            assert step is not None
-            ctx = StepContext(s, req, step, self.settings, self.microsoft, now,
-                              checkpointer=lambda _values: self._checkpoint(uow, request_id, claim.token))
-            started = time.perf_counter()
-            microsoft_error: dict[str, Any] | None = None
-            outcome: Done | Wait | Blocked | Failed | Retry
-            try:
-                outcome = registry.step_function(step_name)(ctx)
-            except LeaseLost:
-                uow.rollback()
-                return _halt("lease lost")
-            except Exception as exc:
-                outcome = classify(exc, step_name, retries=req.retries or 0, settings=self.settings,
-                                   retryable=self._retryable)
-                if isinstance(exc, MicrosoftError):
-                    microsoft_error = describe_error(exc)
-                if isinstance(outcome, Retry):
-                    counters.retried(step_name)
-                if isinstance(outcome, Failed) and outcome.code == "internal_error":
-                    log.exception("step %s of request %s raised", step_name, request_id)
-                uow.rollback()  # the step's partial writes go; only the outcome is recorded
-            elapsed_ms = int((time.perf_counter() - started) * 1000)
-            if not lease_is_ours(s, request_id, claim.token):
-                uow.rollback()
-                log.warning("request %s step %s: lease lost, outcome dropped", request_id, step_name)
-                return _halt("lease lost")
-            if microsoft_error is not None:
-                step.microsoft_error = microsoft_error
-            verdict = self._record(uow, req, step, outcome, elapsed_ms, run_on=run_on)
-            uow.commit()
-            return verdict
+        uow = msg.uow
+        s = uow.session
+        _fresh(s, request_id)
+        # The request without its other steps (lazily loaded if an outcome needs them): building six
+        # step objects for every step run cost a tenth of a worker's CPU. Run on, it is still loaded.
+        req = msg.request = s.get(PR, request_id, options=_LEAN)
+        assert req is not None
+        step = StepRow(request_id, step_name, claim.attempts)
+        ctx = StepContext(s, req, step, self.settings, self.microsoft, now,
+                          checkpointer=lambda _values: self._checkpoint(uow, request_id, claim.token))
+        started = time.perf_counter()
+        microsoft_error: dict[str, Any] | None = None
+        outcome: Done | Wait | Blocked | Failed | Retry
+        try:
+            outcome = registry.step_function(step_name)(ctx)
+        except LeaseLost:
+            uow.rollback()
+            return _halt("lease lost")
+        except Exception as exc:
+            outcome = classify(exc, step_name, retries=req.retries or 0, settings=self.settings,
+                               retryable=self._retryable)
+            if isinstance(exc, MicrosoftError):
+                microsoft_error = describe_error(exc)
+            if isinstance(outcome, Retry):
+                counters.retried(step_name)
+            if isinstance(outcome, Failed) and outcome.code == "internal_error":
+                log.exception("step %s of request %s raised", step_name, request_id)
+            uow.rollback()  # the step's partial writes go; only the outcome is recorded
+            step.changes.clear()
+        elapsed_ms = int((time.perf_counter() - started) * 1000)
+        if not lease_is_ours(s, request_id, claim.token):
+            uow.rollback()
+            log.warning("request %s step %s: lease lost, outcome dropped", request_id, step_name)
+            return _halt("lease lost")
+        if microsoft_error is not None:
+            step.set(microsoft_error=microsoft_error)
+        verdict = self._record(uow, req, step, outcome, elapsed_ms, run_on=run_on)
+        rows.write_request(s, req, now=self._clock())
+        rows.write_step(s, step)
+        uow.commit()
+        return verdict
 
     def _checkpoint(self, uow: UnitOfWork, request_id: str, token: str) -> None:
         if not lease_is_ours(uow.session, request_id, token):
             raise LeaseLost(request_id)
         uow.commit()
 
-    def _record(self, uow: UnitOfWork, req: ProvisioningRequest, step: RequestStep,
+    def _record(self, uow: UnitOfWork, req: ProvisioningRequest, step: StepRow,
                 outcome: Done | Wait | Blocked | Failed | Retry, elapsed_ms: int, *, run_on: bool = False) -> Verdict:
         s, now = uow.session, self._clock()
         if isinstance(outcome, Done):

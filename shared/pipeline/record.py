@@ -5,9 +5,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from shared.db.models import ProvisioningRequest, RequestStep
+from shared.db.models import ProvisioningRequest
 from shared.pipeline import finish
 from shared.pipeline.outcomes import Blocked, Done, Failed, Retry, Wait
+from shared.pipeline.rows import StepRow
 from shared.requests import kinds
 from shared.requests.dispatch import RequestRef
 from shared.settings import Settings
@@ -18,8 +19,8 @@ def _release(req: ProvisioningRequest, now: datetime) -> None:
     req.updated_at = now
 
 
-def _close_attempt(step: RequestStep, now: datetime, elapsed_ms: int) -> None:
-    step.duration_ms = (step.duration_ms or 0) + elapsed_ms  # active time, summed over attempts
+def _close_attempt(step: StepRow, now: datetime, elapsed_ms: int) -> None:
+    step.add_duration(elapsed_ms)  # active time, summed over attempts
 
 
 def next_step(req: ProvisioningRequest, after: str) -> str | None:
@@ -28,14 +29,12 @@ def next_step(req: ProvisioningRequest, after: str) -> str | None:
     return names[i + 1] if i + 1 < len(names) else None
 
 
-def done(session: Session, req: ProvisioningRequest, step: RequestStep, outcome: Done, *, now: datetime,
+def done(session: Session, req: ProvisioningRequest, step: StepRow, outcome: Done, *, now: datetime,
          elapsed_ms: int, settings: Settings) -> list[RequestRef]:
     """Advance; on the last step the request succeeds. Returns requests to start (onboarding children)."""
     _close_attempt(step, now, elapsed_ms)
-    step.state = kinds.STEP_SKIPPED if outcome.skipped else kinds.STEP_SUCCEEDED
-    step.finished_at = now
-    step.error_code = None
-    step.error_message = outcome.note
+    step.set(state=kinds.STEP_SKIPPED if outcome.skipped else kinds.STEP_SUCCEEDED, finished_at=now,
+             error_code=None, error_message=outcome.note)
     _release(req, now)
     req.deliveries = req.retries = 0
     req.error_code = req.error_message = req.blocked_reason = None
@@ -57,24 +56,20 @@ def done(session: Session, req: ProvisioningRequest, step: RequestStep, outcome:
     return []
 
 
-def wait(req: ProvisioningRequest, step: RequestStep, outcome: Wait, *, now: datetime, elapsed_ms: int) -> None:
+def wait(req: ProvisioningRequest, step: StepRow, outcome: Wait, *, now: datetime, elapsed_ms: int) -> None:
     """A durable timer: nothing holds a worker; the reconciler re-enqueues at `until`."""
     _close_attempt(step, now, elapsed_ms)
-    step.state = kinds.STEP_WAITING
-    step.error_code = None
-    step.error_message = outcome.reason
+    step.set(state=kinds.STEP_WAITING, error_code=None, error_message=outcome.reason)
     _release(req, now)
     req.state = kinds.WAITING
     req.next_attempt_at = outcome.until
     req.deliveries = req.retries = 0
 
 
-def blocked(req: ProvisioningRequest, step: RequestStep, outcome: Blocked, *, now: datetime,
+def blocked(req: ProvisioningRequest, step: StepRow, outcome: Blocked, *, now: datetime,
             elapsed_ms: int) -> None:
     _close_attempt(step, now, elapsed_ms)
-    step.state = kinds.STEP_WAITING
-    step.error_code = outcome.reason
-    step.error_message = outcome.message
+    step.set(state=kinds.STEP_WAITING, error_code=outcome.reason, error_message=outcome.message)
     _release(req, now)
     req.state = kinds.BLOCKED
     req.blocked_reason = req.error_code = outcome.reason
@@ -83,7 +78,7 @@ def blocked(req: ProvisioningRequest, step: RequestStep, outcome: Blocked, *, no
     req.deliveries = req.retries = 0
 
 
-def failed(session: Session, req: ProvisioningRequest, step: RequestStep | None, outcome: Failed, *,
+def failed(session: Session, req: ProvisioningRequest, step: StepRow | None, outcome: Failed, *,
            now: datetime, elapsed_ms: int = 0) -> None:
     """Final: the step and the request say why; seats are released and the failure is notified."""
     if step is not None:
@@ -91,7 +86,7 @@ def failed(session: Session, req: ProvisioningRequest, step: RequestStep | None,
     finish.fail_request(session, req, outcome.code, outcome.message, now=now)
 
 
-def retry(session: Session, req: ProvisioningRequest, step: RequestStep, outcome: Retry, *, now: datetime,
+def retry(session: Session, req: ProvisioningRequest, step: StepRow, outcome: Retry, *, now: datetime,
           elapsed_ms: int, settings: Settings) -> float | None:
     """A short retry: the countdown to use, or None when it became a durable timer or a failure."""
     req.retries = (req.retries or 0) + 1
@@ -107,9 +102,7 @@ def retry(session: Session, req: ProvisioningRequest, step: RequestStep, outcome
         req.retries = retries
         return None
     _close_attempt(step, now, elapsed_ms)
-    step.state = kinds.STEP_PENDING
-    step.error_code = outcome.code
-    step.error_message = outcome.message
+    step.set(state=kinds.STEP_PENDING, error_code=outcome.code, error_message=outcome.message)
     _release(req, now)
     req.state = kinds.RUNNING
     req.deliveries = 0

@@ -13,6 +13,7 @@ from shared.db.models import ProvisioningRequest, RequestStep
 from shared.db.types import utcnow
 from shared.pipeline.context import StepContext
 from shared.pipeline.engine import Engine
+from shared.pipeline.rows import StepRow
 from shared.requests import dispatch
 from shared.requests.dispatch import RequestRef
 from shared.settings import Settings
@@ -74,7 +75,8 @@ class World:
         """A context for calling one step directly (no engine: no claim, no outcome recording)."""
         name = step or req.current_step
         row = next(s for s in req.steps if s.name == name)
-        return StepContext(self.db, req, row, self.settings, self.ms, now or utcnow())
+        return StepContext(self.db, req, StepRow(req.id, row.name, row.attempts), self.settings, self.ms,
+                           now or utcnow())
 
     def steps(self, req: ProvisioningRequest) -> dict[str, RequestStep]:
         self.db.expire_all()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from shared.db.models import OutboxMessage, ProvisioningRequest, SeatReservation, UserService
 from shared.db.types import utcnow
@@ -264,3 +264,50 @@ def test_run_on_takes_the_next_lease_with_the_outcome_so_a_crash_between_steps_i
                    clock=lambda: utcnow() + timedelta(seconds=settings.lease_seconds + 1))
     assert later.run(req.id, "ensure_user").action == "continue"  # re-driven after the lease, as a suspect
     assert reload(db, req).deliveries == 0 and world.ms.created == ["crash@contoso.com"]
+
+
+def test_a_message_reads_its_request_once_however_many_steps_it_runs_on(world, ms, settings, maker, db):
+    engine = Engine(ms, settings=settings, session_factory=maker, run_on=8, run_on_budget_s=60)
+    req = world.b.provision(world.user("once@contoso.com"), world.plan)
+    loads: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if statement.startswith("SELECT provisioning_requests.kind"):
+            loads.append(statement)
+
+    event.listen(db.get_bind().engine, "before_cursor_execute", count)
+    try:
+        verdict = engine.run(req.id, "reserve_seat")
+    finally:
+        event.remove(db.get_bind().engine, "before_cursor_execute", count)
+    assert verdict.ran == ("reserve_seat", "ensure_user", "assign_licences")
+    assert len(loads) == 1  # the run-on steps use the copy their lease protects
+    row = reload(db, req)
+    assert row.state == kinds.WAITING and row.attempts == 3 and row.context["entra_id"]
+
+
+def test_a_step_run_on_sees_other_rows_as_they_are_now_not_as_an_earlier_step_loaded_them(
+        world, ms, settings, maker, db, monkeypatch):
+    from shared.db.models import User
+    from shared.users.subject import user_of
+
+    engine = Engine(ms, settings=settings, session_factory=maker, run_on=8, run_on_budget_s=60)
+    user = world.user("moved@contoso.com")
+    req = world.b.provision(user, world.plan)
+    held = []
+    reserve_seat, ensure_user = registry.table()["reserve_seat"], registry.table()["ensure_user"]
+
+    def reserve_and_hold(ctx):
+        held.append(user_of(ctx))  # still referenced, so still in the message's session
+        return reserve_seat(ctx)
+
+    def changed_meanwhile(ctx):
+        ctx.session.execute(update(User.__table__).where(User.__table__.c.id == user.id).values(usage_location=None))
+        return ensure_user(ctx)
+
+    monkeypatch.setitem(registry.table(), "reserve_seat", reserve_and_hold)
+    monkeypatch.setitem(registry.table(), "ensure_user", changed_meanwhile)
+    verdict = engine.run(req.id, "reserve_seat")
+    assert verdict.ran == ("reserve_seat", "ensure_user") and verdict.action == "halt"
+    assert reload(db, req).error_code == "usage_location_missing"
+    assert world.ms.created == []

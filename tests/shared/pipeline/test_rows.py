@@ -1,0 +1,59 @@
+"""The engine's own rows, written past the ORM flush: what is written, and what the session believes after."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect, select, update
+
+from shared.db.models import ProvisioningRequest, RequestStep
+from shared.db.types import utcnow
+from shared.pipeline import rows
+from shared.pipeline.rows import StepRow
+from shared.requests import kinds
+
+PR = ProvisioningRequest
+
+
+def test_a_request_written_past_the_flush_is_clean_and_as_the_database_has_it(world, db):
+    req = world.b.provision(world.user("rows@contoso.com"), world.plan)
+    now = utcnow()
+    req.state, req.context = kinds.WAITING, {"entra_id": "abc"}
+    rows.write_request(db, req, now=now)
+    # Nothing left for a flush to write, and the session does not count the request as modified.
+    assert not inspect(req).modified and req not in db.dirty and req.updated_at == now
+    fresh = db.execute(select(PR.__table__.c.state, PR.__table__.c.context, PR.__table__.c.updated_at)
+                       .where(PR.id == req.id)).one()
+    assert fresh == (kinds.WAITING, {"entra_id": "abc"}, now)
+
+
+def test_an_unchanged_request_is_not_written(world, db):
+    req = world.b.provision(world.user("same@contoso.com"), world.plan)
+    db.commit()
+    before = db.scalar(select(PR.updated_at).where(PR.id == req.id))
+    rows.write_request(db, req, now=utcnow())
+    assert db.execute(select(PR.__table__.c.updated_at).where(PR.id == req.id)).scalar() == before
+
+
+def test_a_step_row_adds_each_attempts_time_and_writes_only_what_it_was_told(world, db):
+    req = world.b.provision(world.user("steps@contoso.com"), world.plan)
+    db.execute(update(RequestStep).where(RequestStep.request_id == req.id, RequestStep.name == "reserve_seat")
+               .values(duration_ms=None, error_message="kept"))
+    for ms in (120, 30):
+        step = StepRow(req.id, "reserve_seat", attempts=1)
+        step.add_duration(ms)
+        step.set(state=kinds.STEP_PENDING, error_code="throttled")
+        rows.write_step(db, step)
+        assert step.changes == {} and step.elapsed_ms == 0  # written once, not again
+    row = db.execute(select(RequestStep.__table__).where(RequestStep.request_id == req.id,
+                                                         RequestStep.name == "reserve_seat")).one()
+    assert (row.duration_ms, row.state, row.error_code, row.error_message) == (150, "pending", "throttled", "kept")
+    other = db.execute(select(RequestStep.__table__.c.duration_ms).where(
+        RequestStep.request_id == req.id, RequestStep.name == "ensure_user")).scalar()
+    assert other is None
+
+
+def test_a_step_row_refuses_a_column_it_does_not_own():
+    step = StepRow("r", "reserve_seat", attempts=1)
+    with pytest.raises(AttributeError, match="duration_ms"):
+        step.set(duration_ms=5)  # summed by the database, never overwritten
+    with pytest.raises(AttributeError, match="nonsense"):
+        step.set(nonsense=1)
