@@ -44,6 +44,8 @@ def set_service_state(session: Session, req: ProvisioningRequest, state: str) ->
 def on_succeeded(session: Session, req: ProvisioningRequest, *, now: datetime) -> list[RequestRef]:
     """Mark the service; an onboarding parent's users start now (the reconciler is the backstop)."""
     set_service_state(session, req, PROVISIONED)
+    if req.kind != kinds.CUSTOMER_ONBOARD:
+        return []  # only an onboarding request has children (shared.customers.onboard): no query per user
     children = session.scalars(select(ProvisioningRequest).where(
         ProvisioningRequest.parent_id == req.id, ProvisioningRequest.state == kinds.QUEUED)).all()
     for child in children:
