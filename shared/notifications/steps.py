@@ -1,7 +1,7 @@
 """notify: the last step writes the outbox rows in the transaction that marks the request succeeded."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from shared.db.models import User, UserService
 from shared.notifications import outbox
@@ -29,16 +29,18 @@ def _user_provisioned(ctx: StepContext) -> bool:
     so the user service never keeps one once the user exists.
     """
     req = ctx.request
-    user = ctx.session.get(User, req.user_id)
-    services = ctx.session.scalars(select(UserService).where(UserService.user_id == req.user_id)).all()
     to = ctx.settings.notify_email_to
+    user = ctx.session.get(User, req.user_id) if to else None  # read only when there is an email to write
     if to and user is not None:
-        held = next((s.temp_password_enc for s in services if s.temp_password_enc), None)
+        held = ctx.session.scalar(select(UserService.temp_password_enc).where(
+            UserService.user_id == req.user_id, UserService.temp_password_enc.is_not(None)).limit(1))
         secret = decrypt(held) if held and ctx.context.get("user_created") else None
         outbox.enqueue(ctx.session, outbox.EMAIL, "user.provisioned",
                        {"request_id": req.id, "user_id": user.id, "to": to, "upn": user.entra_upn or user.upn,
                         "display_name": user.display_name, "password_included": secret is not None},
                        secret=secret)
-    for service in services:
-        service.temp_password_enc = None
+    # One statement, not a load of the user's services and a flush of each.
+    ctx.session.execute(update(UserService).where(UserService.user_id == req.user_id,
+                                                  UserService.temp_password_enc.is_not(None))
+                        .values(temp_password_enc=None))
     return bool(to)
