@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.db.models import CustomerService, ProviderService, ProvisioningRequest, UserService
@@ -34,8 +34,9 @@ def set_service_state(session: Session, req: ProvisioningRequest, state: str) ->
             CustomerService.customer_id == req.customer_id,
             CustomerService.service.in_(_CUSTOMER_SERVICES[req.kind]))))
     elif req.kind in _USER_SERVICE_END and req.user_id:
-        for us in session.scalars(select(UserService).where(UserService.user_id == req.user_id)):
-            us.state = _USER_SERVICE_END[req.kind] if state == PROVISIONED else FAILED
+        # One statement (it ends every user request), not a load of the user's services and a flush of each.
+        session.execute(update(UserService).where(UserService.user_id == req.user_id)
+                        .values(state=_USER_SERVICE_END[req.kind] if state == PROVISIONED else FAILED))
     for row in rows:
         if state == PROVISIONED or row.state != PROVISIONED:
             row.state = state
