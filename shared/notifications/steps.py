@@ -1,10 +1,11 @@
 """notify: the last step writes the outbox rows in the transaction that marks the request succeeded."""
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from shared.db.models import User, UserService
 from shared.notifications import outbox
+from shared.pipeline import finish
 from shared.pipeline.context import StepContext
 from shared.pipeline.outcomes import Done
 from shared.requests import kinds
@@ -39,8 +40,5 @@ def _user_provisioned(ctx: StepContext) -> bool:
                        {"request_id": req.id, "user_id": user.id, "to": to, "upn": user.entra_upn or user.upn,
                         "display_name": user.display_name, "password_included": secret is not None},
                        secret=secret)
-    # One statement, not a load of the user's services and a flush of each.
-    ctx.session.execute(update(UserService).where(UserService.user_id == req.user_id,
-                                                  UserService.temp_password_enc.is_not(None))
-                        .values(temp_password_enc=None))
+    finish.forget_held_passwords(ctx.session, req.user_id or "")  # notify calls this only with a user
     return bool(to)

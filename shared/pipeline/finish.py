@@ -86,5 +86,11 @@ def _forget_password_once_created(session: Session, req: ProvisioningRequest) ->
     # Before the user exists a retry still needs the password; once created it never will.
     if req.kind != kinds.USER_PROVISION or not req.user_id or not (req.context or {}).get("user_created"):
         return
-    for us in session.scalars(select(UserService).where(UserService.user_id == req.user_id)):
-        us.temp_password_enc = None
+    forget_held_passwords(session, req.user_id)
+
+
+def forget_held_passwords(session: Session, user_id: str) -> None:
+    """Wipe the temporary passwords the user's services hold, in one statement."""
+    session.execute(update(UserService).where(UserService.user_id == user_id,
+                                              UserService.temp_password_enc.is_not(None))
+                    .values(temp_password_enc=None))
