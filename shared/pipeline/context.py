@@ -34,6 +34,10 @@ class StepContext:
     # Commits context values at once, outside the step's transaction (see checkpoint()).
     checkpointer: Checkpointer | None = None
     notes: list[str] = field(default_factory=list)
+    # What the steps of one message read once between them: lookups that do not change in the
+    # milliseconds between two steps run on (the partner credential, the tenant's id). See
+    # shared.tenants.access.
+    memo: dict[str, Any] = field(default_factory=dict)
 
     @property
     def params(self) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
 from typing import Any, Literal, cast
@@ -101,6 +101,7 @@ class _Message:
     map keeps an object only while something references it."""
     uow: UnitOfWork
     request: ProvisioningRequest | None = None
+    memo: dict[str, Any] = field(default_factory=dict)  # StepContext.memo, shared by the message's steps
 
 
 class Engine:
@@ -111,7 +112,8 @@ class Engine:
        succeeded is skipped (the chain continues); anything else that cannot be claimed halts the chain.
        A step delivered more than `max_deliveries` times without an outcome fails as `poison_message`.
     2. Run (own transaction): the step function gets a StepContext; its writes and the outcome commit
-       together, after checking under a row lock that the lease is still ours.
+       together, only while the lease is still ours (the request row's UPDATE checks it, under the
+       row lock it takes).
     3. Verdict for the task: continue the chain, halt it (wait, blocked, failed, not ours), or retry
        with a countdown (throttled, transient, replication lag).
     """
@@ -257,7 +259,8 @@ class Engine:
         assert req is not None
         step = StepRow(request_id, step_name, claim.attempts)
         ctx = StepContext(s, req, step, self.settings, self.microsoft, now,
-                          checkpointer=lambda _values: self._checkpoint(uow, request_id, claim.token))
+                          checkpointer=lambda _values: self._checkpoint(uow, req, claim.token),
+                          memo=msg.memo)
         started = time.perf_counter()
         microsoft_error: dict[str, Any] | None = None
         outcome: Done | Wait | Blocked | Failed | Retry
@@ -278,21 +281,32 @@ class Engine:
             uow.rollback()  # the step's partial writes go; only the outcome is recorded
             step.changes.clear()
         elapsed_ms = int((time.perf_counter() - started) * 1000)
-        if not lease_is_ours(s, request_id, claim.token):
-            uow.rollback()
-            log.warning("request %s step %s: lease lost, outcome dropped", request_id, step_name)
-            return _halt("lease lost")
         if microsoft_error is not None:
             step.set(microsoft_error=microsoft_error)
-        verdict = self._record(uow, req, step, outcome, elapsed_ms, run_on=run_on)
-        rows.write_request(s, req, now=self._clock())
+        # No autoflush while the outcome is recorded: a query there (the service state's UPDATE, say)
+        # would flush the request's new state through the ORM, past the lease check below.
+        with s.no_autoflush:
+            verdict = self._record(uow, req, step, outcome, elapsed_ms, run_on=run_on)
+        try:
+            self._write_leased(s, req, claim.token)
+        except LeaseLost:
+            uow.rollback()  # the step's writes and the outcome's go together
+            log.warning("request %s step %s: lease lost, outcome dropped", request_id, step_name)
+            return _halt("lease lost")
         rows.write_step(s, step)
         uow.commit()
         return verdict
 
-    def _checkpoint(self, uow: UnitOfWork, request_id: str, token: str) -> None:
-        if not lease_is_ours(uow.session, request_id, token):
-            raise LeaseLost(request_id)
+    def _write_leased(self, s: Session, req: ProvisioningRequest, token: str) -> None:
+        """Write the request row only while our lease holds, or raise LeaseLost. The outcome always
+        changes the row, so its UPDATE is the check (one statement, not a locking SELECT and then the
+        UPDATE); a row with nothing plain to write is checked with the SELECT."""
+        if not rows.write_request(s, req, now=self._clock(), lease=token) \
+                and not lease_is_ours(s, req.id, token):
+            raise LeaseLost(req.id)
+
+    def _checkpoint(self, uow: UnitOfWork, req: ProvisioningRequest, token: str) -> None:
+        self._write_leased(uow.session, req, token)
         uow.commit()
 
     def _record(self, uow: UnitOfWork, req: ProvisioningRequest, step: StepRow,

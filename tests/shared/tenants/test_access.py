@@ -39,5 +39,31 @@ def test_clients_need_the_tenant_connected(world, db) -> None:  # type: ignore[n
     db.flush()
     db.expire_all()
     with pytest.raises(StepFailed) as failed:
-        access.graph(ctx)
+        access.graph(world.ctx(req, "sync"))  # the next message reads the connection again
     assert failed.value.code == "tenant_not_connected"
+
+
+def test_the_steps_of_one_message_read_the_credential_and_tenant_once(world, db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from shared.db import raw
+
+    req = world.b.request(kinds.CUSTOMER_SYNC, customer=world.customer)
+    db.expunge(world.provider)  # as in a worker: the provider is not in the step's session
+    first = world.ctx(req, "sync")
+    seen: list[str] = []
+    execute = raw.execute
+
+    def counted(conn, stmt, params):  # type: ignore[no-untyped-def]
+        seen.extend(table.name for table in stmt.get_final_froms())
+        return execute(conn, stmt, params)
+
+    monkeypatch.setattr(raw, "execute", counted)
+    assert access.credential(first).client_id == world.provider.pc_client_id
+    access.graph(first)
+    # A step run on in the same message shares the first step's memo.
+    run_on = world.ctx(req, "notify")
+    run_on.memo = first.memo
+    access.graph(run_on)
+    access.exchange(run_on)
+    assert sorted(seen) == ["service_providers", "tenant_connections"]
+    access.graph(world.ctx(req, "sync"))  # the next message reads both again
+    assert sorted(seen) == ["service_providers"] * 2 + ["tenant_connections"] * 2
