@@ -49,7 +49,8 @@ def try_claim(session: Session, request_id: str, step_name: str, *, now: datetim
 def claim_next(session: Session, req: ProvisioningRequest, step_name: str, *, now: datetime,
                lease_seconds: float) -> Claim:
     """Run-on: the lease on the request's next step, taken on the row whose outcome this transaction
-    records (its lease was checked ours under a row lock), with what try_claim and start_attempt write."""
+    records (written only while the lease it replaces is ours), with what try_claim and start_attempt
+    write."""
     token = uuid.uuid4().hex
     until = now + timedelta(seconds=lease_seconds)
     req.state = kinds.RUNNING

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from shared.db import raw
 from shared.db.models import ProvisioningRequest, RequestStep
+from shared.pipeline.claim import LeaseLost
+from shared.requests import kinds
 
 _requests = cast(Table, ProvisioningRequest.__table__)
 _steps = cast(Table, RequestStep.__table__)
@@ -54,32 +56,43 @@ def write_step(session: Session, step: StepRow) -> None:
     step.changes, step.elapsed_ms = {}, 0
 
 
-def write_request(session: Session, req: ProvisioningRequest, *, now: datetime) -> None:
+def write_request(session: Session, req: ProvisioningRequest, *, now: datetime, lease: str | None = None) -> bool:
     """Write what changed on the request since it was loaded or last written, and mark it so, as a
-    flush would (`updated_at` as its onupdate would set it). Anything else on the request (a changed
-    relationship) is left to the ORM's flush at commit."""
+    flush would (`updated_at` as its onupdate would set it); True when it wrote. Anything else on the
+    request (a changed relationship) is left to the ORM's flush at commit.
+
+    With `lease`, the UPDATE is the lease check too: it writes only while the row runs under that lease
+    token (under the row lock the UPDATE takes, as the check's SELECT … FOR UPDATE did), and raises
+    LeaseLost, having written nothing, when it does not."""
     state = inspect(req)
     if not state.modified:
-        return
+        return False
     if "updated_at" not in state.committed_state:
         req.updated_at = now
     keys = tuple(sorted(state.committed_state))
     if not _REQUEST_COLUMNS.issuperset(keys):
-        return
+        return False
     values = state.dict
     params = {f"w_{k}": values[k] for k in keys}
     params["w_id"] = req.id
-    raw.execute(session.connection(), _request_stmt(keys), params)
+    if lease is not None:
+        params["w_lease"] = lease
+    written = raw.execute(session.connection(), _request_stmt(keys, lease is not None), params)
+    if lease is not None and written.rowcount != 1:
+        raise LeaseLost(req.id)
     # What the flush does after its UPDATE (SQLAlchemy's InstanceState._commit_all): the values are
     # now the row's, the object is clean, and the session no longer counts it as modified.
     state._commit_all(values, session.identity_map)
+    return True
 
 
 @cache
-def _request_stmt(keys: tuple[str, ...]) -> Executable:
+def _request_stmt(keys: tuple[str, ...], leased: bool) -> Executable:
     c = _requests.c
-    return (update(_requests).where(c.id == bindparam("w_id"))
-            .values({k: bindparam(f"w_{k}", type_=c[k].type) for k in keys}))
+    stmt = update(_requests).where(c.id == bindparam("w_id"))
+    if leased:  # the conditions of claim.lease_is_ours, on the row as it is before this UPDATE
+        stmt = stmt.where(c.lease_owner == bindparam("w_lease"), c.state == kinds.RUNNING)
+    return stmt.values({k: bindparam(f"w_{k}", type_=c[k].type) for k in keys})
 
 
 @cache

@@ -146,15 +146,74 @@ def test_an_outcome_is_dropped_when_the_lease_was_taken_over(world, engine, db, 
     req = world.b.provision(user, world.plan)
 
     def stolen(ctx):
-        with maker() as s:  # another delivery took over after our lease expired
-            s.execute(update(PR).where(PR.id == req.id).values(lease_owner="someone-else"))
-            s.commit()
+        _steal(maker, req)
         return Done()
 
     monkeypatch.setitem(registry.table(), "reserve_seat", stolen)
     assert engine.run(req.id, "reserve_seat").reason == "lease lost"
     row = reload(db, req)  # (the thief's write shares our savepoint here, so only our side is checked)
     assert row.current_step == "reserve_seat" and row.steps[0].state == kinds.STEP_RUNNING
+
+
+def _steal(maker, req):
+    with maker() as s:  # another delivery took over after our lease expired
+        s.execute(update(PR).where(PR.id == req.id).values(lease_owner="someone-else"))
+        s.commit()
+
+
+def test_a_last_step_whose_lease_was_taken_over_finishes_nothing(world, engine, db, maker, monkeypatch):
+    user = world.user("ida@contoso.com")
+    req = world.b.provision(user, world.plan)
+    db.execute(update(PR).where(PR.id == req.id).values(current_step="notify"))
+    notify = registry.table()["notify"]
+
+    def stolen(ctx):
+        _steal(maker, req)
+        return notify(ctx)  # the outcome's own writes (the service state) must not land either
+
+    monkeypatch.setitem(registry.table(), "notify", stolen)
+    assert engine.run(req.id, "notify").reason == "lease lost"
+    row = reload(db, req)  # (the thief's write shares our savepoint here, so only our side is checked)
+    assert row.state == kinds.RUNNING and row.current_step == "notify"
+    assert db.scalars(select(UserService.state).where(UserService.user_id == user.id)).all() != ["provisioned"]
+    assert not db.scalar(select(OutboxMessage).where(OutboxMessage.payload["request_id"].as_string() == req.id))
+
+
+def test_a_checkpoint_whose_lease_was_taken_over_stops_the_step_before_its_call(world, engine, db, maker,
+                                                                               monkeypatch):
+    user = world.user("jo@contoso.com")
+    req = world.b.provision(user, world.plan)
+    calls = []
+
+    def stolen(ctx):
+        _steal(maker, req)
+        ctx.checkpoint(create_sent_at=ctx.now.isoformat())
+        calls.append("create")  # never reached: the checkpoint found the lease gone
+        return Done()
+
+    monkeypatch.setitem(registry.table(), "reserve_seat", stolen)
+    assert engine.run(req.id, "reserve_seat").reason == "lease lost"
+    assert calls == [] and "create_sent_at" not in (reload(db, req).context or {})
+
+
+def test_an_outcome_checks_its_lease_in_the_update_that_writes_it(world, settings, maker, ms, db, monkeypatch):
+    from shared.db import raw
+    from shared.pipeline import claim
+
+    engine = Engine(ms, settings=settings, session_factory=maker, run_on=8, run_on_budget_s=60)
+    req = world.b.provision(world.user("kim@contoso.com"), world.plan)
+    run = []
+    execute = raw.execute
+
+    def counted(conn, stmt, params):
+        run.append(stmt)
+        return execute(conn, stmt, params)
+
+    monkeypatch.setattr(raw, "execute", counted)
+    verdict = engine.run(req.id, "reserve_seat")
+    assert verdict.ran == ("reserve_seat", "ensure_user", "assign_licences")
+    assert claim._lease_stmt() not in run  # no locking SELECT beside the UPDATE, checkpoint included
+    assert reload(db, req).state == kinds.WAITING
 
 
 def test_mca_blocks_plans_and_recording_it_resumes_the_request(world, engine, db):

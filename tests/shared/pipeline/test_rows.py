@@ -25,6 +25,21 @@ def test_a_request_written_past_the_flush_is_clean_and_as_the_database_has_it(wo
     assert fresh == (kinds.WAITING, {"entra_id": "abc"}, now)
 
 
+def test_a_leased_write_lands_only_under_its_lease(world, db):
+    from shared.pipeline.claim import LeaseLost
+
+    req = world.b.provision(world.user("leased@contoso.com"), world.plan)
+    db.execute(update(PR).where(PR.id == req.id).values(state=kinds.RUNNING, lease_owner="ours"))
+    db.refresh(req)  # loaded, as the engine holds it
+    req.context = {"step": "one"}
+    with pytest.raises(LeaseLost):
+        rows.write_request(db, req, now=utcnow(), lease="theirs")
+    with db.no_autoflush:  # (a flush would write the change itself)
+        assert db.execute(select(PR.__table__.c.context).where(PR.id == req.id)).scalar() != {"step": "one"}
+    assert rows.write_request(db, req, now=utcnow(), lease="ours")
+    assert db.execute(select(PR.__table__.c.context).where(PR.id == req.id)).scalar() == {"step": "one"}
+
+
 def test_an_unchanged_request_is_not_written(world, db):
     req = world.b.provision(world.user("same@contoso.com"), world.plan)
     db.commit()
