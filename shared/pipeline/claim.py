@@ -5,7 +5,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Executable, Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -46,11 +46,10 @@ def try_claim(session: Session, request_id: str, step_name: str, *, now: datetim
     return Claim(token, int(deliveries))
 
 
-def claim_next(session: Session, req: ProvisioningRequest, step_name: str, *, now: datetime,
-               lease_seconds: float) -> Claim:
-    """Run-on: the lease on the request's next step, taken on the row whose outcome this transaction
-    records (written only while the lease it replaces is ours), with what try_claim and start_attempt
-    write."""
+def claim_next(req: ProvisioningRequest, *, now: datetime, lease_seconds: float) -> Claim:
+    """Run-on: the lease on the request's next step, set on the row whose outcome this transaction
+    records (written only while the lease it replaces is ours), as try_claim would. The step's start
+    (start_attempt's writes) is written with the outcome: its `attempts` are 0 until then."""
     token = uuid.uuid4().hex
     until = now + timedelta(seconds=lease_seconds)
     req.state = kinds.RUNNING
@@ -58,7 +57,7 @@ def claim_next(session: Session, req: ProvisioningRequest, step_name: str, *, no
     req.deliveries = 1  # the outcome just recorded reset them
     req.attempts = (req.attempts or 0) + 1
     req.updated_at = now
-    return Claim(token, 1, start_attempt(session, req.id, step_name, now))
+    return Claim(token, 1)
 
 
 def start_attempt(session: Session, request_id: str, step_name: str, now: datetime) -> int:
@@ -93,14 +92,19 @@ def _claim_stmt() -> Executable:
             .returning(r.deliveries))
 
 
+def start_values(now: Any) -> dict[str, Any]:
+    """What a step row says when an attempt starts (`now` a bound parameter)."""
+    c = _steps.c
+    return {"state": kinds.STEP_RUNNING, "attempts": c.attempts + 1, "started_at": func.coalesce(c.started_at, now),
+            "error_code": None, "error_message": None}
+
+
 @cache
 def _start_stmt() -> Executable:
     c = _steps.c
     return (update(_steps)
             .where(c.request_id == bindparam("req"), c.name == bindparam("step_name"))
-            .values(state=kinds.STEP_RUNNING, attempts=c.attempts + 1,
-                    started_at=func.coalesce(c.started_at, bindparam("now", type_=c.started_at.type)),
-                    error_code=None, error_message=None)
+            .values(start_values(bindparam("now", type_=c.started_at.type)))
             .returning(c.attempts))
 
 

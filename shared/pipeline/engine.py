@@ -287,26 +287,23 @@ class Engine:
         # would flush the request's new state through the ORM, past the lease check below.
         with s.no_autoflush:
             verdict = self._record(uow, req, step, outcome, elapsed_ms, run_on=run_on)
+        start = verdict.step if verdict.claim is not None else None  # run on: the next step starts too
         try:
-            self._write_leased(s, req, claim.token)
+            attempts = rows.write_outcome(s, req, step, now=self._clock(), lease=claim.token, start=start)
         except LeaseLost:
             uow.rollback()  # the step's writes and the outcome's go together
             log.warning("request %s step %s: lease lost, outcome dropped", request_id, step_name)
             return _halt("lease lost")
-        rows.write_step(s, step)
         uow.commit()
+        if verdict.claim is not None:
+            return replace(verdict, claim=replace(verdict.claim, attempts=attempts))
         return verdict
 
-    def _write_leased(self, s: Session, req: ProvisioningRequest, token: str) -> None:
-        """Write the request row only while our lease holds, or raise LeaseLost. The outcome always
-        changes the row, so its UPDATE is the check (one statement, not a locking SELECT and then the
-        UPDATE); a row with nothing plain to write is checked with the SELECT."""
-        if not rows.write_request(s, req, now=self._clock(), lease=token) \
-                and not lease_is_ours(s, req.id, token):
-            raise LeaseLost(req.id)
-
     def _checkpoint(self, uow: UnitOfWork, req: ProvisioningRequest, token: str) -> None:
-        self._write_leased(uow.session, req, token)
+        # The request's UPDATE checks the lease (a request with nothing plain to write: the SELECT).
+        if not rows.write_request(uow.session, req, now=self._clock(), lease=token) \
+                and not lease_is_ours(uow.session, req.id, token):
+            raise LeaseLost(req.id)
         uow.commit()
 
     def _record(self, uow: UnitOfWork, req: ProvisioningRequest, step: StepRow,
@@ -320,7 +317,7 @@ class Engine:
             following = req.current_step or ""  # "" after the last step
             if run_on and following and req.state == kinds.RUNNING:
                 return Verdict("continue", step=following,
-                               claim=claim_next(s, req, following, now=now, lease_seconds=self.settings.lease_seconds))
+                               claim=claim_next(req, now=now, lease_seconds=self.settings.lease_seconds))
             return Verdict("continue", step=following)
         if isinstance(outcome, Wait):
             record.wait(req, step, outcome, now=now, elapsed_ms=elapsed_ms)

@@ -72,3 +72,76 @@ def test_a_step_row_refuses_a_column_it_does_not_own():
         step.set(duration_ms=5)  # summed by the database, never overwritten
     with pytest.raises(AttributeError, match="nonsense"):
         step.set(nonsense=1)
+
+
+def _leased(db, world, upn):
+    req = world.b.provision(world.user(upn), world.plan)
+    db.execute(update(PR).where(PR.id == req.id).values(state=kinds.RUNNING, lease_owner="ours",
+                                                       current_step="reserve_seat"))
+    db.refresh(req)
+    return req
+
+
+def _step(db, req, name):
+    return db.execute(select(RequestStep.__table__.c.state, RequestStep.__table__.c.attempts,
+                             RequestStep.__table__.c.duration_ms, RequestStep.__table__.c.started_at)
+                      .where(RequestStep.request_id == req.id, RequestStep.name == name)).one()
+
+
+def _outcome(req, now):
+    """What a Done run on does: the step finished, the request moved on under a new lease."""
+    step = StepRow(req.id, "reserve_seat", 1)
+    step.set(state=kinds.STEP_SUCCEEDED, finished_at=now)
+    step.add_duration(40)
+    req.current_step, req.lease_owner = "ensure_user", "next-lease"
+    return step
+
+
+def test_an_outcome_run_on_is_one_statement_for_the_request_its_step_and_the_next(world, db, monkeypatch):
+    from shared.db import raw
+
+    req = _leased(db, world, "one@contoso.com")
+    now = utcnow()
+    step = _outcome(req, now)
+    run = []
+    execute = raw.execute
+
+    def counted(conn, stmt, params):
+        run.append(stmt)
+        return execute(conn, stmt, params)
+
+    monkeypatch.setattr(raw, "execute", counted)
+    attempts = rows.write_outcome(db, req, step, now=now, lease="ours", start="ensure_user")
+    assert len(run) == 1 and attempts == 1
+    assert not inspect(req).modified and not step.changes and not step.elapsed_ms
+    assert db.execute(select(PR.__table__.c.current_step, PR.__table__.c.lease_owner)
+                      .where(PR.id == req.id)).one() == ("ensure_user", "next-lease")
+    assert _step(db, req, "reserve_seat")[:3] == (kinds.STEP_SUCCEEDED, 0, 40)
+    assert _step(db, req, "ensure_user")[:2] == (kinds.STEP_RUNNING, 1) and _step(db, req, "ensure_user")[3] == now
+
+
+def test_an_outcome_under_a_lost_lease_writes_nothing(world, db):
+    from shared.pipeline.claim import LeaseLost
+
+    req = _leased(db, world, "two@contoso.com")
+    now = utcnow()
+    before = (_step(db, req, "reserve_seat"), _step(db, req, "ensure_user"))
+    step = _outcome(req, now)
+    with pytest.raises(LeaseLost):
+        rows.write_outcome(db, req, step, now=now, lease="theirs", start="ensure_user")
+    with db.no_autoflush:  # (a flush would write the request's change itself)
+        assert (_step(db, req, "reserve_seat"), _step(db, req, "ensure_user")) == before
+        assert db.execute(select(PR.__table__.c.current_step).where(PR.id == req.id)).scalar() == "reserve_seat"
+
+
+def test_an_outcome_with_nothing_plain_on_the_request_is_written_one_row_at_a_time(world, db):
+    from shared.pipeline.claim import LeaseLost
+
+    req = _leased(db, world, "three@contoso.com")  # the request itself unchanged: the lease is SELECTed
+    step = StepRow(req.id, "reserve_seat", 1)
+    step.set(state=kinds.STEP_WAITING)
+    assert rows.write_outcome(db, req, step, now=utcnow(), lease="ours", start="ensure_user") == 1
+    assert _step(db, req, "reserve_seat")[0] == kinds.STEP_WAITING
+    assert _step(db, req, "ensure_user")[:2] == (kinds.STEP_RUNNING, 1)
+    with pytest.raises(LeaseLost):
+        rows.write_outcome(db, req, StepRow(req.id, "ensure_user", 1), now=utcnow(), lease="theirs")
