@@ -27,23 +27,38 @@ class Claim:
     token: str
     deliveries: int
     attempts: int = 0  # the step's, counting this one (0 until start_attempt counted it)
+    parent_id: str | None = None  # an onboarding child's parent (the engine gates the child on it)
 
 
-def try_claim(session: Session, request_id: str, step_name: str, *, now: datetime,
-              lease_seconds: float) -> Claim | None:
-    """Take the lease if `step_name` is the current step and nobody holds an unexpired lease.
+def try_claim(session: Session, request_id: str, step_name: str, *, now: datetime, lease_seconds: float,
+              max_deliveries: int) -> Claim | None:
+    """Take the lease if `step_name` is the current step and nobody holds an unexpired lease, and start
+    the step's attempt unless the claim is one delivery too many (a poison message: not started).
 
     `waiting` and `blocked` requests are not claimable: only the reconciler (timer due) or a
     resume (blocker cleared) puts them back to `queued`, so an early duplicate message cannot jump
     a durable timer. The lease end doubles as the reconciler's next look at the request.
+
+    Nothing is committed: a caller that does not keep the claim (a suspect delivery, a gated child)
+    rolls it back. On PostgreSQL, claim and start are one statement (an UPDATE in a WITH).
     """
     token = uuid.uuid4().hex
     until = now + timedelta(seconds=lease_seconds)
-    deliveries = raw.execute(session.connection(), _claim_stmt(), {
-        "request_id": request_id, "step_name": step_name, "now": now, "until": until, "token": token}).scalar()
-    if deliveries is None:
+    # (`rid`, not `request_id`: a parameter named like a column of an UPDATE in the statement is a value
+    # to SET, and request_steps has a request_id.)
+    params = {"rid": request_id, "step_name": step_name, "now": now, "until": until, "token": token}
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        row = raw.execute(conn, _claim_and_start_stmt(), {**params, "max_deliveries": max_deliveries}).first()
+        if row is None:
+            return None
+        return Claim(token, int(row[0]), int(row[2] or 0), parent_id=row[1])
+    row = raw.execute(conn, _claim_stmt(), params).first()
+    if row is None:
         return None
-    return Claim(token, int(deliveries))
+    deliveries = int(row[0])
+    attempts = start_attempt(session, request_id, step_name, now) if deliveries <= max_deliveries else 0
+    return Claim(token, deliveries, attempts, parent_id=row[1])
 
 
 def claim_next(req: ProvisioningRequest, *, now: datetime, lease_seconds: float) -> Claim:
@@ -84,12 +99,26 @@ def _claim_stmt() -> Executable:
     r = _requests.c
     now, until = bindparam("now", type_=r.updated_at.type), bindparam("until", type_=r.lease_until.type)
     return (update(_requests)
-            .where(r.id == bindparam("request_id"), r.current_step == bindparam("step_name"),
+            .where(r.id == bindparam("rid"), r.current_step == bindparam("step_name"),
                    # ORs, not IN: an IN list is expanded at every execution (see shared.db.raw)
                    or_(*(r.state == state for state in CLAIMABLE)), or_(r.lease_until.is_(None), r.lease_until < now))
             .values(state=kinds.RUNNING, lease_until=until, lease_owner=bindparam("token"),
                     deliveries=r.deliveries + 1, attempts=r.attempts + 1, next_attempt_at=until, updated_at=now)
-            .returning(r.deliveries))
+            .returning(r.deliveries, r.parent_id, r.id))
+
+
+@cache
+def _claim_and_start_stmt() -> Executable:
+    """WITH c AS (the claim), s AS (the step's start, if claimed within max_deliveries) SELECT what the
+    claim returned and the step's attempts."""
+    claimed = cast(Any, _claim_stmt()).cte("c")
+    c = _steps.c
+    started = (update(_steps)
+               .where(c.request_id == claimed.c.id, c.name == bindparam("step_name"),
+                      claimed.c.deliveries <= bindparam("max_deliveries"))
+               .values(start_values(bindparam("now", type_=c.started_at.type)))
+               .returning(c.attempts).cte("s"))
+    return select(claimed.c.deliveries, claimed.c.parent_id, select(started.c.attempts).scalar_subquery())
 
 
 def start_values(now: Any) -> dict[str, Any]:

@@ -6,13 +6,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import cache
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-from sqlalchemy import Executable, Table, bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload, sessionmaker
 
-from shared.db import raw
 from shared.db.models import ProvisioningRequest
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
@@ -21,12 +19,10 @@ from shared.observability import counters
 from shared.observability.logging import log_context
 from shared.pipeline import finish, record, registry, rows
 from shared.pipeline.claim import (
-    CLAIMABLE,
     Claim,
     LeaseLost,
     claim_next,
     lease_is_ours,
-    start_attempt,
     step_row,
     try_claim,
 )
@@ -67,21 +63,6 @@ class _Suspect:
 
 
 SUSPECT = _Suspect()
-
-
-@cache
-def _glance_stmt() -> Executable:
-    """What a claim looks at first (built once: it runs for every step)."""
-    r = cast(Table, PR.__table__).c
-    return select(r.parent_id, r.deliveries, r.current_step, r.state, r.lease_until).where(
-        r.id == bindparam("request_id"))
-
-
-def _suspect(deliveries: int, current_step: str | None, state: str, lease_until: datetime | None, *,
-             step_name: str, now: datetime) -> bool:
-    """Claimable now, and claimed before without an outcome (deliveries are reset by every outcome)."""
-    return bool(deliveries) and current_step == step_name and state in CLAIMABLE \
-        and (lease_until is None or lease_until < now)
 
 
 def _fresh(s: Session, request_id: str | None) -> None:
@@ -195,20 +176,20 @@ class Engine:
         uow = msg.uow
         s = uow.session
         _fresh(s, None)  # the claim's UPDATE writes the request row itself
-        found = raw.execute(s.connection(), _glance_stmt(), {"request_id": request_id}).first()
-        if found is not None and not suspect_ok and _suspect(*found[1:], step_name=step_name, now=now):
-            uow.rollback()  # no transaction left open while this waits for the process
-            return SUSPECT  # nothing claimed; the caller takes the process for itself and asks again
-        parent_id = found[0] if found is not None else None
-        if parent_id is not None:
-            gate = self._parent_gate(s, request_id, parent_id, now)
-            if gate is not None:
-                uow.commit()
-                return gate
-        claim = try_claim(s, request_id, step_name, now=now, lease_seconds=self.settings.lease_seconds)
+        claim = try_claim(s, request_id, step_name, now=now, lease_seconds=self.settings.lease_seconds,
+                          max_deliveries=self.settings.max_deliveries)
         if claim is None:
             return self._why_not(s, request_id, step_name)
-        if claim.deliveries > self.settings.max_deliveries:
+        # Claimed, not committed. A claim that counts a second delivery found the step claimed before
+        # without an outcome (every outcome resets the count): its process may have died of it.
+        if claim.deliveries > 1 and not suspect_ok:
+            uow.rollback()  # nothing claimed, no transaction left open while this waits for the process
+            return SUSPECT  # the caller takes the process for itself and asks again
+        if claim.parent_id is not None:
+            gate = self._parent_gate(uow, request_id, claim.parent_id, now)
+            if gate is not None:
+                return gate
+        if claim.deliveries > self.settings.max_deliveries:  # (the claim did not start the step)
             req = s.get(PR, request_id)
             assert req is not None
             finish.fail_request(s, req, "poison_message",
@@ -216,21 +197,25 @@ class Engine:
             uow.commit()
             log.error("request %s step %s failed as a poison message", request_id, step_name)
             return _halt("poison")
-        claim = replace(claim, attempts=start_attempt(s, request_id, step_name, now))
         uow.commit()
         return claim
 
-    def _parent_gate(self, s: Session, request_id: str, parent_id: str, now: datetime) -> Verdict | None:
-        """Children of an onboarding request start once it succeeded, and fail when it failed."""
+    def _parent_gate(self, uow: UnitOfWork, request_id: str, parent_id: str, now: datetime) -> Verdict | None:
+        """Children of an onboarding request start once it succeeded, and fail when it failed: None keeps
+        the claim, a verdict has undone it (and committed the child's failure)."""
+        s = uow.session
         parent_state = s.scalar(select(PR.state).where(PR.id == parent_id))
         if parent_state == kinds.SUCCEEDED:
             return None
+        uow.rollback()  # the claim goes: a gated child is not delivered
         req = s.get(PR, request_id)
+        verdict = _halt("parent not finished")
         if req is not None and parent_state in (kinds.FAILED, kinds.CANCELLED, None) \
                 and req.state in kinds.ACTIVE_STATES:
             finish.fail_request(s, req, "parent_failed", f"onboarding request {parent_id} did not succeed", now=now)
-            return _halt("parent failed")
-        return _halt("parent not finished")
+            verdict = _halt("parent failed")
+        uow.commit()
+        return verdict
 
     def _why_not(self, s: Session, request_id: str, step_name: str) -> Verdict:
         s.expire_all()

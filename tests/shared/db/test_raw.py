@@ -95,7 +95,7 @@ def test_other_databases_run_through_sqlalchemy(tmp_path):  # type: ignore[no-un
 def test_the_hot_statements_run_raw_on_postgresql(pg_engine):  # type: ignore[no-untyped-def]
     # Each would silently fall back to SQLAlchemy (correct, but the CPU saving gone) if it grew an
     # execution-time default, an expanding IN or an implicit RETURNING.
-    from shared.pipeline import claim, engine
+    from shared.pipeline import claim
     from shared.seats import ledger
     from shared.users import checks, provisioning
 
@@ -103,10 +103,11 @@ def test_the_hot_statements_run_raw_on_postgresql(pg_engine):  # type: ignore[no
         "lock_user": (provisioning._lock_user_stmt(with_plan=True), ("user_id", "plan_id")),
         "lock_skus": (checks._lock_skus_stmt(False, "postgresql"), ("customer_id", "skus")),
         "held": (checks._held_stmt("postgresql"), ("customer_id", "skus")),
-        "claim": (claim._claim_stmt(), ("request_id", "step_name", "now", "until", "token")),
+        "claim": (claim._claim_stmt(), ("rid", "step_name", "now", "until", "token")),
+        "claim_and_start": (claim._claim_and_start_stmt(), ("rid", "step_name", "now", "until", "token",
+                                                            "max_deliveries")),
         "start": (claim._start_stmt(), ("req", "step_name", "now")),
         "lease": (claim._lease_stmt(), ("request_id",)),
-        "glance": (engine._glance_stmt(), ("request_id",)),
         "consume": (ledger._consume_stmt(), ("req", "now")),
         "count_consumed": (ledger._count_consumed_stmt(), ("customer", "sku")),
     }

@@ -93,7 +93,7 @@ def test_a_step_delivered_too_often_without_an_outcome_fails_as_poison(world, en
     assert engine.run(req.id, "reserve_seat").action == "halt"
     req = reload(db, req)
     assert req.state == kinds.FAILED and req.error_code == "poison_message"
-    assert req.steps[0].state == kinds.STEP_FAILED
+    assert req.steps[0].state == kinds.STEP_FAILED and req.steps[0].attempts == 0  # never started
     assert db.scalars(select(SeatReservation.state).where(SeatReservation.request_id == req.id)).all() == ["released"]
 
 
@@ -235,6 +235,8 @@ def test_children_wait_for_their_onboarding_parent_and_fail_with_it(world, engin
     parent = world.b.request(kinds.CUSTOMER_ONBOARD, customer=world.customer, params={"tenant_id": "x"})
     child = world.b.provision(world.user("ivy@contoso.com"), world.plan, parent_id=parent.id, reserve=False)
     assert engine.run(child.id, "reserve_seat").reason == "parent not finished"
+    row = reload(db, child)  # the gate undid the claim: not delivered, not started
+    assert (row.state, row.deliveries, row.lease_owner, row.steps[0].attempts) == (kinds.QUEUED, 0, None, 0)
     db.execute(update(PR).where(PR.id == parent.id).values(state=kinds.SUCCEEDED))
     assert engine.run(child.id, "reserve_seat").action == "continue"
 
