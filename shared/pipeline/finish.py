@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Executable, Table, bindparam, null, select, update
 from sqlalchemy.orm import Session
 
+from shared.db import raw
 from shared.db.models import CustomerService, ProviderService, ProvisioningRequest, UserService
+from shared.db.types import utcnow
 from shared.notifications import outbox
 from shared.requests import kinds
 from shared.requests.dispatch import RequestRef
@@ -34,9 +38,12 @@ def set_service_state(session: Session, req: ProvisioningRequest, state: str) ->
             CustomerService.customer_id == req.customer_id,
             CustomerService.service.in_(_CUSTOMER_SERVICES[req.kind]))))
     elif req.kind in _USER_SERVICE_END and req.user_id:
-        # One statement (it ends every user request), not a load of the user's services and a flush of each.
-        session.execute(update(UserService).where(UserService.user_id == req.user_id)
-                        .values(state=_USER_SERVICE_END[req.kind] if state == PROVISIONED else FAILED))
+        # One plain statement (it ends every user request), not a load of the user's services and a
+        # flush of each, nor an ORM bulk UPDATE (which costs the worker several times what it costs
+        # the database).
+        raw.execute(session.connection(), _service_state_stmt(), {
+            "user": req.user_id, "state": _USER_SERVICE_END[req.kind] if state == PROVISIONED else FAILED,
+            "now": utcnow()})
     for row in rows:
         if state == PROVISIONED or row.state != PROVISIONED:
             row.state = state
@@ -90,7 +97,22 @@ def _forget_password_once_created(session: Session, req: ProvisioningRequest) ->
 
 
 def forget_held_passwords(session: Session, user_id: str) -> None:
-    """Wipe the temporary passwords the user's services hold, in one statement."""
-    session.execute(update(UserService).where(UserService.user_id == user_id,
-                                              UserService.temp_password_enc.is_not(None))
-                    .values(temp_password_enc=None))
+    """Wipe the temporary passwords the user's services hold, in one plain statement."""
+    raw.execute(session.connection(), _forget_stmt(), {"user": user_id, "now": utcnow()})
+
+
+_services = cast(Table, UserService.__table__)
+
+
+@cache
+def _service_state_stmt() -> Executable:
+    c = _services.c
+    return update(_services).where(c.user_id == bindparam("user")).values(
+        state=bindparam("state", type_=c.state.type), updated_at=bindparam("now", type_=c.updated_at.type))
+
+
+@cache
+def _forget_stmt() -> Executable:
+    c = _services.c
+    return update(_services).where(c.user_id == bindparam("user"), c.temp_password_enc.is_not(None)).values(
+        temp_password_enc=null(), updated_at=bindparam("now", type_=c.updated_at.type))

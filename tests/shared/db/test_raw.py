@@ -95,7 +95,7 @@ def test_other_databases_run_through_sqlalchemy(tmp_path):  # type: ignore[no-un
 def test_the_hot_statements_run_raw_on_postgresql(pg_engine):  # type: ignore[no-untyped-def]
     # Each would silently fall back to SQLAlchemy (correct, but the CPU saving gone) if it grew an
     # execution-time default, an expanding IN or an implicit RETURNING.
-    from shared.pipeline import claim
+    from shared.pipeline import claim, finish
     from shared.seats import ledger
     from shared.users import checks, provisioning
 
@@ -109,6 +109,8 @@ def test_the_hot_statements_run_raw_on_postgresql(pg_engine):  # type: ignore[no
         "start": (claim._start_stmt(), ("req", "step_name", "now")),
         "lease": (claim._lease_stmt(), ("request_id",)),
         "consume": (ledger._consume_stmt(), ("req", "now")),
+        "service_state": (finish._service_state_stmt(), ("user", "state", "now")),
+        "forget_passwords": (finish._forget_stmt(), ("user", "now")),
         "count_consumed": (ledger._count_consumed_stmt(), ("customer", "sku")),
     }
     fallbacks = [name for name, (stmt, names) in hot.items() if raw._prepare(stmt, pg_engine.dialect, names) is None]
