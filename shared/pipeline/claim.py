@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import Executable, Table, bindparam, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from shared.db import raw
 from shared.db.models import ProvisioningRequest, RequestStep
@@ -28,6 +28,8 @@ class Claim:
     deliveries: int
     attempts: int = 0  # the step's, counting this one (0 until start_attempt counted it)
     parent_id: str | None = None  # an onboarding child's parent (the engine gates the child on it)
+    # The request row as the claim's UPDATE left it, every column (PostgreSQL): see adopt().
+    row: dict[str, Any] | None = field(default=None, repr=False)
 
 
 def try_claim(session: Session, request_id: str, step_name: str, *, now: datetime, lease_seconds: float,
@@ -52,13 +54,27 @@ def try_claim(session: Session, request_id: str, step_name: str, *, now: datetim
         row = raw.execute(conn, _claim_and_start_stmt(), {**params, "max_deliveries": max_deliveries}).first()
         if row is None:
             return None
-        return Claim(token, int(row[0]), int(row[2] or 0), parent_id=row[1])
+        values = dict(zip(_COLUMNS, row[:-1], strict=True))
+        return Claim(token, int(values["deliveries"]), int(row[-1] or 0), parent_id=values["parent_id"],
+                     row=values)
     row = raw.execute(conn, _claim_stmt(), params).first()
     if row is None:
         return None
     deliveries = int(row[0])
     attempts = start_attempt(session, request_id, step_name, now) if deliveries <= max_deliveries else 0
     return Claim(token, deliveries, attempts, parent_id=row[1])
+
+
+def adopt(session: Session, claim: Claim) -> ProvisioningRequest | None:
+    """The claimed request as a persistent object built from the row the claim returned, as a load of
+    it would have been (nothing modified, `steps` not loaded), instead of a SELECT of the row just
+    written; None without a returned row or when the session already holds the request."""
+    if claim.row is None or (PR, (claim.row["id"],), None) in session.identity_map:
+        return None
+    req = PR(**claim.row)
+    make_transient_to_detached(req)  # its attributes become its loaded state, its history empty
+    session.add(req)
+    return req
 
 
 def claim_next(req: ProvisioningRequest, *, now: datetime, lease_seconds: float) -> Claim:
@@ -92,10 +108,16 @@ def lease_is_ours(session: Session, request_id: str, token: str) -> bool:
 # CPU than the database spends on them. Plain tables, so nothing in the session goes stale.
 _requests = cast(Table, PR.__table__)
 _steps = cast(Table, RequestStep.__table__)
+_COLUMNS = tuple(_requests.c.keys())
 
 
 @cache
 def _claim_stmt() -> Executable:
+    r = _requests.c
+    return cast(Any, _claim_update()).returning(r.deliveries, r.parent_id, r.id)
+
+
+def _claim_update() -> Executable:
     r = _requests.c
     now, until = bindparam("now", type_=r.updated_at.type), bindparam("until", type_=r.lease_until.type)
     return (update(_requests)
@@ -103,22 +125,21 @@ def _claim_stmt() -> Executable:
                    # ORs, not IN: an IN list is expanded at every execution (see shared.db.raw)
                    or_(*(r.state == state for state in CLAIMABLE)), or_(r.lease_until.is_(None), r.lease_until < now))
             .values(state=kinds.RUNNING, lease_until=until, lease_owner=bindparam("token"),
-                    deliveries=r.deliveries + 1, attempts=r.attempts + 1, next_attempt_at=until, updated_at=now)
-            .returning(r.deliveries, r.parent_id, r.id))
+                    deliveries=r.deliveries + 1, attempts=r.attempts + 1, next_attempt_at=until, updated_at=now))
 
 
 @cache
 def _claim_and_start_stmt() -> Executable:
-    """WITH c AS (the claim), s AS (the step's start, if claimed within max_deliveries) SELECT what the
-    claim returned and the step's attempts."""
-    claimed = cast(Any, _claim_stmt()).cte("c")
+    """WITH c AS (the claim), s AS (the step's start, if claimed within max_deliveries) SELECT the claimed
+    row as the claim left it (every column, in the table's order) and the step's attempts."""
+    claimed = cast(Any, _claim_update()).returning(*_requests.c).cte("c")
     c = _steps.c
     started = (update(_steps)
                .where(c.request_id == claimed.c.id, c.name == bindparam("step_name"),
                       claimed.c.deliveries <= bindparam("max_deliveries"))
                .values(start_values(bindparam("now", type_=c.started_at.type)))
                .returning(c.attempts).cte("s"))
-    return select(claimed.c.deliveries, claimed.c.parent_id, select(started.c.attempts).scalar_subquery())
+    return select(*claimed.c, select(started.c.attempts).scalar_subquery())
 
 
 def start_values(now: Any) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from shared.pipeline import finish, record, registry, rows
 from shared.pipeline.claim import (
     Claim,
     LeaseLost,
+    adopt,
     claim_next,
     lease_is_ours,
     step_row,
@@ -198,6 +199,7 @@ class Engine:
             log.error("request %s step %s failed as a poison message", request_id, step_name)
             return _halt("poison")
         uow.commit()
+        msg.request = adopt(s, claim) or msg.request  # the step finds it loaded: no SELECT of what we wrote
         return claim
 
     def _parent_gate(self, uow: UnitOfWork, request_id: str, parent_id: str, now: datetime) -> Verdict | None:

@@ -155,6 +155,25 @@ def test_an_outcome_is_dropped_when_the_lease_was_taken_over(world, engine, db, 
     assert row.current_step == "reserve_seat" and row.steps[0].state == kinds.STEP_RUNNING
 
 
+def test_the_claimed_request_is_adopted_as_a_load_of_the_row_would_be(world, settings, db):
+    from sqlalchemy import inspect
+
+    from shared.pipeline.claim import adopt, try_claim
+
+    req = world.b.provision(world.user("adopt@contoso.com"), world.plan, params={"note": {"nested": [1, 2]}})
+    rid = req.id
+    db.expunge_all()
+    claim = try_claim(db, rid, "reserve_seat", now=utcnow(), lease_seconds=60, max_deliveries=3)
+    assert claim is not None and claim.attempts == 1 and claim.deliveries == 1
+    adopted = adopt(db, claim)
+    assert adopted is not None and db.get(PR, rid) is adopted
+    assert not inspect(adopted).modified and "steps" in inspect(adopted).unloaded
+    loaded = db.execute(select(PR.__table__).where(PR.id == rid)).one()._asdict()
+    assert {k: getattr(adopted, k) for k in loaded} == loaded
+    assert adopted.lease_owner == claim.token and adopted.params["note"] == {"nested": [1, 2]}
+    assert adopt(db, claim) is None  # the session holds it already
+
+
 def _steal(maker, req):
     with maker() as s:  # another delivery took over after our lease expired
         s.execute(update(PR).where(PR.id == req.id).values(lease_owner="someone-else"))
@@ -327,7 +346,7 @@ def test_run_on_takes_the_next_lease_with_the_outcome_so_a_crash_between_steps_i
     assert reload(db, req).deliveries == 0 and world.ms.created == ["crash@contoso.com"]
 
 
-def test_a_message_reads_its_request_once_however_many_steps_it_runs_on(world, ms, settings, maker, db):
+def test_a_message_never_selects_its_request_however_many_steps_it_runs_on(world, ms, settings, maker, db):
     engine = Engine(ms, settings=settings, session_factory=maker, run_on=8, run_on_budget_s=60)
     req = world.b.provision(world.user("once@contoso.com"), world.plan)
     loads: list[str] = []
@@ -342,7 +361,9 @@ def test_a_message_reads_its_request_once_however_many_steps_it_runs_on(world, m
     finally:
         event.remove(db.get_bind().engine, "before_cursor_execute", count)
     assert verdict.ran == ("reserve_seat", "ensure_user", "assign_licences")
-    assert len(loads) == 1  # the run-on steps use the copy their lease protects
+    # None at all: the claim's own UPDATE returned the row, and the run-on steps use the copy their
+    # lease protects.
+    assert loads == []
     row = reload(db, req)
     assert row.state == kinds.WAITING and row.attempts == 3 and row.context["entra_id"]
 
