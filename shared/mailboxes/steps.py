@@ -26,7 +26,9 @@ def next_probe(ctx: StepContext, what: str) -> Wait:
 def wait_mailbox(ctx: StepContext) -> Done | Wait:
     if not ctx.context.get("mailbox_expected"):
         return Done(skipped=True, note="no licence with an Exchange Online plan: no mailbox to wait for")
-    if access.graph(ctx).mailbox_ready(linked_id(user_of(ctx))):
+    # The Entra user this request linked or created (ensure_user remembered it), else the user's own.
+    entra_id = ctx.context.get("entra_id") or linked_id(user_of(ctx))
+    if access.graph(ctx).mailbox_ready(entra_id):
         return Done(note=f"mailbox ready after {int(ctx.context.get('mailbox_probes', 0)) + 1} probe(s)")
     return next_probe(ctx, "the mailbox is not ready yet")
 

@@ -35,8 +35,8 @@ class StepContext:
     checkpointer: Checkpointer | None = None
     notes: list[str] = field(default_factory=list)
     # What the steps of one message read once between them: lookups that do not change in the
-    # milliseconds between two steps run on (the partner credential, the tenant's id). See
-    # shared.tenants.access.
+    # milliseconds between two steps run on (the partner credential, the tenant's id, a user plan).
+    # See shared.tenants.access and shared.users.subject.plan_of.
     memo: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -46,12 +46,16 @@ class Plan:
 
 def plan_of(ctx: StepContext, service: UserService | None) -> Plan:
     plan_id = ctx.params.get("user_plan_id") or (service.user_plan_id if service else None)
+    key = f"plan:{plan_id}"
+    if key in ctx.memo:  # read by an earlier step of this message (StepContext.memo)
+        return cast(Plan, ctx.memo[key])
     # One plain statement, not the ORM's two (plan, then its licences): it runs for every user.
     rows = raw.execute(ctx.session.connection(), _plan_stmt(), {"plan": plan_id}).all() if plan_id else []
     if not rows:
         raise StepFailed("plan_missing", "the request names no existing user plan")
-    return Plan(rows[0][0], rows[0][1], [PlanLicence(sku, list(disabled or [])) for _, _, sku, disabled in rows
-                                         if sku is not None])
+    plan = ctx.memo[key] = Plan(rows[0][0], rows[0][1], [PlanLicence(sku, list(disabled or []))
+                                                         for _, _, sku, disabled in rows if sku is not None])
+    return plan
 
 
 @cache

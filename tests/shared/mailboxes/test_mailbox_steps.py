@@ -53,6 +53,15 @@ def test_a_ready_mailbox_lets_the_chain_go_on(world):
     assert isinstance(wait_mailbox(world.ctx(req, "wait_mailbox")), Done)
 
 
+def test_the_probe_asks_for_the_entra_user_the_request_linked(world):
+    user, req = _licensed(world)
+    linked = req.context["entra_id"]
+    assert linked == user.entra_id
+    world.tenant.mailboxes.add(linked)
+    user.entra_id = None  # e.g. unlinked meanwhile: the mailbox this request waits for is still that one
+    assert isinstance(wait_mailbox(world.ctx(req, "wait_mailbox")), Done)
+
+
 def test_aliases_wait_while_exchange_refuses_then_are_added_once(world):
     user, req = _licensed(world, aliases=["one@contoso.com", "two@contoso.com"])
     outcome = apply_aliases(world.ctx(req, "apply_aliases"))
