@@ -276,6 +276,7 @@ class Engine:
             verdict = self._record(uow, req, step, outcome, elapsed_ms, run_on=run_on)
         start = verdict.step if verdict.claim is not None else None  # run on: the next step starts too
         try:
+            rows.write_dirty(s, now=now)  # the step's own changes to rows it loaded, past the flush
             attempts = rows.write_outcome(s, req, step, now=self._clock(), lease=claim.token, start=start)
         except LeaseLost:
             uow.rollback()  # the step's writes and the outcome's go together

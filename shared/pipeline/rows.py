@@ -103,6 +103,55 @@ def write_outcome(session: Session, req: ProvisioningRequest, step: StepRow, *, 
     return int(row[1] or 0) if start else 0
 
 
+def write_dirty(session: Session, *, now: datetime) -> None:
+    """What a step changed on rows it loaded (a user's Entra id, its licences), written as write_request
+    writes the request: one plain UPDATE of the changed columns per row, `updated_at` set as its onupdate
+    would, the object clean after. Only when the session has nothing to insert or delete: the flush
+    orders those against UPDATEs (a new row a changed column points at comes first); UPDATEs of loaded
+    rows alone need no order. Anything else (a changed relationship, a table of its own kind) is left
+    to the flush at commit."""
+    if session.new or session.deleted:
+        return
+    for obj in list(session.dirty):
+        state = inspect(obj)
+        if not state.modified or isinstance(obj, ProvisioningRequest):  # requests: write_request's, leased
+            continue
+        table = _plain_table(state.mapper)
+        if table is None:
+            continue
+        if "updated_at" in table.c and "updated_at" not in state.committed_state:
+            obj.updated_at = now
+        keys = tuple(sorted(state.committed_state))
+        if not set(keys) <= set(table.c.keys()) - {"id"}:
+            continue
+        values = state.dict
+        params = {f"w_{k}": values[k] for k in keys}
+        params["w_id"] = values["id"]
+        raw.execute(session.connection(), _dirty_stmt(table, keys), params)
+        state._commit_all(values, session.identity_map)
+
+
+_plain_tables: dict[Any, Table | None] = {}
+
+
+def _plain_table(mapper: Any) -> Table | None:
+    """The mapper's one table, when its attributes are its columns by name with `id` the primary key."""
+    if mapper not in _plain_tables:
+        table = mapper.local_table
+        plain = (len(mapper.tables) == 1 and isinstance(table, Table)
+                 and [c.key for c in table.primary_key] == ["id"]
+                 and all(mapper.get_property_by_column(c).key == c.key for c in table.c))
+        _plain_tables[mapper] = table if plain else None
+    return _plain_tables[mapper]
+
+
+@cache
+def _dirty_stmt(table: Table, keys: tuple[str, ...]) -> Executable:
+    c = table.c
+    return update(table).where(c.id == bindparam("w_id")).values({k: bindparam(f"w_{k}", type_=c[k].type)
+                                                                  for k in keys})
+
+
 def _plain(req: ProvisioningRequest, now: datetime) -> tuple[tuple[str, ...], dict[str, Any]] | None:
     """The request's changed columns and its values, when a plain UPDATE can write them."""
     state = inspect(req)

@@ -145,3 +145,31 @@ def test_an_outcome_with_nothing_plain_on_the_request_is_written_one_row_at_a_ti
     assert _step(db, req, "ensure_user")[:2] == (kinds.STEP_RUNNING, 1)
     with pytest.raises(LeaseLost):
         rows.write_outcome(db, req, StepRow(req.id, "ensure_user", 1), now=utcnow(), lease="theirs")
+
+
+def test_a_step_s_changes_to_loaded_rows_are_written_plainly_and_leave_them_clean(world, db):
+    from shared.db.models import User
+
+    user = world.user("dirty@contoso.com")
+    req = world.b.provision(user, world.plan)
+    db.commit()
+    now = utcnow()
+    user.entra_id, user.licences = "entra-1", ["O365_BUSINESS_ESSENTIALS"]
+    req.context = {"left": "to write_outcome"}
+    rows.write_dirty(db, now=now)
+    assert not inspect(user).modified and user.updated_at == now
+    assert inspect(req).modified  # the request is written only under its lease
+    with db.no_autoflush:
+        assert db.execute(select(User.__table__.c.entra_id, User.__table__.c.licences, User.__table__.c.updated_at)
+                          .where(User.id == user.id)).one() == ("entra-1", ["O365_BUSINESS_ESSENTIALS"], now)
+
+
+def test_with_a_row_to_insert_the_flush_writes_everything_in_its_order(world, db):
+    from shared.db.models import OutboxMessage
+
+    user = world.user("pending@contoso.com")
+    db.commit()
+    user.entra_id = "entra-2"
+    db.add(OutboxMessage(channel="webhook", topic="t", payload={}))
+    rows.write_dirty(db, now=utcnow())
+    assert inspect(user).modified  # left to the flush, which orders inserts and updates
