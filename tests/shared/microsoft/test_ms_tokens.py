@@ -49,6 +49,34 @@ def test_client_credentials_token_is_cached(provider: TokenProvider, fake: FakeM
         f"{LOGIN}/{CUSTOMER}/v2.0/.well-known/openid-configuration"}
 
 
+def test_a_cached_token_is_served_without_msal_until_five_minutes_before_expiry(
+        settings: Settings, fake: FakeMicrosoft, credential: PartnerCredential) -> None:
+    now = [1_000_000.0]
+    asked = []
+
+    def app_factory(*args, **kwargs):  # type: ignore[no-untyped-def]
+        import msal
+
+        app = msal.ConfidentialClientApplication(*args, **kwargs)
+        acquire = app.acquire_token_for_client
+
+        def counted(**kw):  # type: ignore[no-untyped-def]
+            asked.append(kw)
+            return acquire(**kw)
+
+        app.acquire_token_for_client = counted
+        return app
+
+    with httpx.Client(transport=httpx.MockTransport(fake)) as http:
+        provider = TokenProvider(settings, http, app_factory=app_factory, clock=lambda: now[0])
+        first = provider.token(credential, CUSTOMER, GRAPH_SCOPE)
+        now[0] += 3599 - 301
+        assert provider.token(credential, CUSTOMER, GRAPH_SCOPE) == first and len(asked) == 1
+        now[0] += 2  # inside msal's five-minute margin: msal is asked again
+        provider.token(credential, CUSTOMER, GRAPH_SCOPE)
+        assert len(asked) == 2
+
+
 def test_one_token_per_tenant_and_resource(provider: TokenProvider, fake: FakeMicrosoft,
                                            credential: PartnerCredential) -> None:
     provider.token(credential, CUSTOMER, GRAPH_SCOPE)
