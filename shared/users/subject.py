@@ -25,8 +25,15 @@ def user_of(ctx: StepContext) -> User:
 
 
 def service_of(ctx: StepContext, user: User) -> UserService | None:
-    return ctx.session.scalar(select(UserService).where(UserService.user_id == user.id,
-                                                        UserService.service == MICROSOFT_ONLINE))
+    # One statement object, built once: SQLAlchemy memoizes its cache key on it (a select built per
+    # call computes the key again, for every step of every user).
+    return ctx.session.scalar(_service_stmt(), {"user": user.id})
+
+
+@cache
+def _service_stmt() -> Executable:
+    return select(UserService).where(UserService.user_id == bindparam("user"),
+                                     UserService.service == MICROSOFT_ONLINE)
 
 
 @dataclass(frozen=True, slots=True)
