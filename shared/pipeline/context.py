@@ -38,6 +38,9 @@ class StepContext:
     # milliseconds between two steps run on (the partner credential, the tenant's id, a user plan).
     # See shared.tenants.access and shared.users.subject.plan_of.
     memo: dict[str, Any] = field(default_factory=dict)
+    # Rows this step read together with another (a user's service with the user), for the step only:
+    # see shared.users.subject.
+    found: dict[str, Any] = field(default_factory=dict)
 
     @property
     def params(self) -> dict[str, Any]:

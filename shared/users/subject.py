@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import cast
 
-from sqlalchemy import Executable, Table, bindparam, select
+from sqlalchemy import Executable, Table, and_, bindparam, inspect, select
+from sqlalchemy.orm import Session
 
 from shared.db import raw
 from shared.db.models import User, UserPlan, UserPlanLicence, UserService
@@ -18,16 +19,35 @@ ENTRA_FIELDS = ("id", "userPrincipalName", "accountEnabled", "usageLocation", "a
 
 
 def user_of(ctx: StepContext) -> User:
-    user = ctx.session.get(User, ctx.request.user_id) if ctx.request.user_id else None
-    if user is None:
+    """The request's user. Read afresh by each step (the engine expires what an earlier one loaded),
+    with its Microsoft Online service in the same statement: the steps that read one read the other,
+    and service_of finds it here."""
+    user_id = ctx.request.user_id
+    held = ctx.session.identity_map.get(Session.identity_key(User, user_id)) if user_id else None
+    if held is not None and not inspect(held).expired:
+        return cast(User, held)  # this step read it already
+    row = ctx.session.execute(_user_stmt(), {"user": user_id}).first() if user_id else None
+    if row is None:
         raise StepFailed("user_missing", "the request's user no longer exists")
-    return user
+    user, service = row
+    ctx.found[f"service:{user.id}"] = service
+    return cast(User, user)
 
 
 def service_of(ctx: StepContext, user: User) -> UserService | None:
+    key = f"service:{user.id}"
+    if key in ctx.found:  # read with the user by this step
+        return cast(UserService | None, ctx.found[key])
     # One statement object, built once: SQLAlchemy memoizes its cache key on it (a select built per
     # call computes the key again, for every step of every user).
     return ctx.session.scalar(_service_stmt(), {"user": user.id})
+
+
+@cache
+def _user_stmt() -> Executable:
+    return (select(User, UserService).outerjoin(UserService, and_(UserService.user_id == User.id,
+                                                                  UserService.service == MICROSOFT_ONLINE))
+            .where(User.id == bindparam("user")))
 
 
 @cache

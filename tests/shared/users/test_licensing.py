@@ -135,3 +135,33 @@ def test_the_steps_of_one_message_read_the_user_plan_once(world, monkeypatch):
     assert subject.plan_of(run_on, subject.service_of(run_on, user)) is plan
     subject.plan_of(world.ctx(req, "assign_licences"), subject.service_of(first, user))  # the next message
     assert reads == [world.plan.id, world.plan.id]
+
+
+def test_a_step_reads_its_user_and_the_user_s_service_in_one_statement(world, db):
+    from sqlalchemy import event
+
+    from shared.users import subject
+
+    user = world.user("one.read@contoso.com")
+    req = world.b.provision(user, world.plan)
+    db.expire_all()  # as the engine leaves rows an earlier step loaded
+    ctx = world.ctx(req, "reserve_seat")
+    _ = ctx.request.user_id  # (the request itself is the engine's, loaded)
+    statements = []
+
+    def count(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(db.get_bind().engine, "before_cursor_execute", count)
+    try:
+        found = subject.user_of(ctx)
+        service = subject.service_of(ctx, found)
+        assert subject.user_of(ctx) is found and subject.service_of(ctx, found) is service
+    finally:
+        event.remove(db.get_bind().engine, "before_cursor_execute", count)
+    assert len(statements) == 1 and found.id == user.id
+    assert service is not None and service.user_plan_id == world.plan.id
+    # The next step reads both again.
+    db.expire_all()
+    next_step = world.ctx(req, "assign_licences")
+    assert subject.service_of(next_step, subject.user_of(next_step)).user_id == user.id
