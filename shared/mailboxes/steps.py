@@ -48,7 +48,8 @@ def apply_aliases(ctx: StepContext) -> Done | Wait:
     upn = user.entra_upn or user.upn
     exchange = access.exchange(ctx)
     try:
-        missing = [a for a in aliases if a not in _addresses(exchange.get_mailbox(upn))]
+        present = _addresses(exchange.get_mailbox(upn))  # one read, whatever the number of aliases
+        missing = [a for a in aliases if a not in present]
         if missing:
             exchange.add_mailbox_addresses(upn, missing)
     except MailboxNotReady as exc:

@@ -67,7 +67,9 @@ def test_aliases_wait_while_exchange_refuses_then_are_added_once(world):
     outcome = apply_aliases(world.ctx(req, "apply_aliases"))
     assert isinstance(outcome, Wait)  # back to waiting, not failed
     world.tenant.mailboxes.add(user.entra_id)
+    reads = world.ms.calls["get_mailbox"]
     assert "added 2" in apply_aliases(world.ctx(req, "apply_aliases")).note
+    assert world.ms.calls["get_mailbox"] == reads + 1  # one read of the mailbox for both aliases
     assert "added 0" in apply_aliases(world.ctx(req, "apply_aliases")).note
     assert world.ms.calls["add_mailbox_addresses"] == 1
     assert world.tenant.users[user.entra_id]["aliases"] == ["smtp:one@contoso.com", "smtp:two@contoso.com"]
