@@ -32,7 +32,7 @@ def credential(ctx: StepContext) -> PartnerCredential:
 
 
 def connection(ctx: StepContext, *, connected: bool = True) -> TenantConnection:
-    conn = ctx.session.scalar(select(TenantConnection).where(TenantConnection.customer_id == ctx.request.customer_id))
+    conn = ctx.session.scalar(_connection_stmt(), {"customer": ctx.request.customer_id})
     if conn is None or (connected and conn.state != CONNECTED):
         raise StepFailed("tenant_not_connected", "the customer's tenant is not connected (Azure AD service)")
     if conn.state == CONNECTED and conn.tenant_id:
@@ -63,6 +63,12 @@ def graph(ctx: StepContext, conn: TenantConnection | None = None) -> Graph:
 
 def exchange(ctx: StepContext, conn: TenantConnection | None = None) -> Exchange:
     return ctx.microsoft.exchange(credential(ctx), conn.tenant_id if conn is not None else tenant_id(ctx))
+
+
+@cache
+def _connection_stmt() -> Executable:
+    # Built once: SQLAlchemy memoizes a statement's cache key on the statement object.
+    return select(TenantConnection).where(TenantConnection.customer_id == bindparam("customer"))
 
 
 @cache

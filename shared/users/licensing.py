@@ -1,9 +1,10 @@
 """assign_licences and remove_licences: read what the user has, change only the difference, count seats."""
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Executable, bindparam, select
 
 from shared.db.models import TenantSku, User
 from shared.microsoft.errors import InvalidUsageLocation, NoFreeLicences, NotFound
@@ -37,10 +38,16 @@ def _current_licences(ctx: StepContext, graph: Graph, user: User) -> tuple[set[s
     return {str(lic.get("skuId")).lower() for lic in entra.get("assignedLicenses") or []}, entra
 
 
+@cache
+def _skus_stmt() -> Executable:
+    # Built once: SQLAlchemy memoizes a statement's cache key on the statement object.
+    return select(TenantSku).where(TenantSku.customer_id == bindparam("customer"))
+
+
 def _tenant_skus(ctx: StepContext, graph: Graph, plan: Plan) -> dict[str, dict[str, Any]]:
     """The plan's SKUs as Graph describes them: from TenantSku when that is enough, else read live."""
     rows = {r.sku_part_number.upper(): r for r in ctx.session.scalars(
-        select(TenantSku).where(TenantSku.customer_id == ctx.request.customer_id))}
+        _skus_stmt(), {"customer": ctx.request.customer_id})}
     wanted = [lic.sku_part_number.upper() for lic in plan.licences]
     if all(p in rows for p in wanted) and not any(lic.disabled_service_plans for lic in plan.licences):
         return {p: {"skuId": rows[p].sku_id, "skuPartNumber": rows[p].sku_part_number,

@@ -1,7 +1,9 @@
 """reserve_seat: the plan is enabled, the hard limit holds, and a seat is held for every licence of the plan."""
 from __future__ import annotations
 
-from sqlalchemy import exists, func, or_, select
+from functools import cache
+
+from sqlalchemy import Executable, bindparam, exists, func, or_, select
 
 from shared.db.models import (
     ApiKey,
@@ -51,18 +53,31 @@ def _check_hard_limit(ctx: StepContext, enablement: PlanEnablement, user: User) 
         raise StepFailed("plan_limit_reached", f"the plan's hard limit of {enablement.hard_limit} user(s) is reached")
 
 
+# Built once (SQLAlchemy memoizes a statement's cache key on the statement object): they run for
+# every user.
+@cache
+def _enablement_stmt() -> Executable:
+    return select(PlanEnablement).where(PlanEnablement.customer_id == bindparam("customer"),
+                                        PlanEnablement.user_plan_id == bindparam("plan"))
+
+
+@cache
+def _held_stmt() -> Executable:
+    r = SeatReservation
+    return select(r.sku_part_number).where(r.request_id == bindparam("req"),
+                                           or_(r.state == ledger.HELD, r.state == ledger.CONSUMED))
+
+
 def reserve_seat(ctx: StepContext) -> Done:
     user = user_of(ctx)
     service = service_of(ctx, user)
     plan = plan_of(ctx, service)
-    enablement = ctx.session.scalar(select(PlanEnablement).where(PlanEnablement.customer_id == user.customer_id,
-                                                                 PlanEnablement.user_plan_id == plan.id))
+    enablement = ctx.session.scalar(_enablement_stmt(), {"customer": user.customer_id, "plan": plan.id})
     if enablement is None or not enablement.enabled:
         raise StepFailed("plan_not_enabled", f"user plan {plan.name} is not enabled for the customer")
     _check_hard_limit(ctx, enablement, user)
     wanted = [lic.sku_part_number for lic in plan.licences]
-    have = set(ctx.session.scalars(select(SeatReservation.sku_part_number).where(
-        SeatReservation.request_id == ctx.request.id, SeatReservation.state.in_([ledger.HELD, ledger.CONSUMED]))))
+    have = set(ctx.session.scalars(_held_stmt(), {"req": ctx.request.id}))
     missing = [sku for sku in wanted if sku not in have]
     if not missing:
         return Done(note="seats held since the request was accepted")
