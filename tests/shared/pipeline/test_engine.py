@@ -215,23 +215,15 @@ def test_a_checkpoint_whose_lease_was_taken_over_stops_the_step_before_its_call(
     assert calls == [] and "create_sent_at" not in (reload(db, req).context or {})
 
 
-def test_an_outcome_checks_its_lease_in_the_update_that_writes_it(world, settings, maker, ms, db, monkeypatch):
-    from shared.db import raw
+def test_an_outcome_checks_its_lease_in_the_update_that_writes_it(world, settings, maker, ms, db, raw_log):
     from shared.pipeline import claim
 
     engine = Engine(ms, settings=settings, session_factory=maker, run_on=8, run_on_budget_s=60)
     req = world.b.provision(world.user("kim@contoso.com"), world.plan)
-    run = []
-    execute = raw.execute
-
-    def counted(conn, stmt, params):
-        run.append(stmt)
-        return execute(conn, stmt, params)
-
-    monkeypatch.setattr(raw, "execute", counted)
     verdict = engine.run(req.id, "reserve_seat")
     assert verdict.ran == ("reserve_seat", "ensure_user", "assign_licences")
-    assert claim._lease_stmt() not in run  # no locking SELECT beside the UPDATE, checkpoint included
+    # No locking SELECT beside the UPDATE, the checkpoint's included.
+    assert claim._lease_stmt() not in [stmt for stmt, _ in raw_log]
     assert reload(db, req).state == kinds.WAITING
 
 

@@ -97,22 +97,13 @@ def _outcome(req, now):
     return step
 
 
-def test_an_outcome_run_on_is_one_statement_for_the_request_its_step_and_the_next(world, db, monkeypatch):
-    from shared.db import raw
-
+def test_an_outcome_run_on_is_one_statement_for_the_request_its_step_and_the_next(world, db, raw_log):
     req = _leased(db, world, "one@contoso.com")
     now = utcnow()
     step = _outcome(req, now)
-    run = []
-    execute = raw.execute
-
-    def counted(conn, stmt, params):
-        run.append(stmt)
-        return execute(conn, stmt, params)
-
-    monkeypatch.setattr(raw, "execute", counted)
+    raw_log.clear()
     attempts = rows.write_outcome(db, req, step, now=now, lease="ours", start="ensure_user")
-    assert len(run) == 1 and attempts == 1
+    assert len(raw_log) == 1 and attempts == 1
     assert not inspect(req).modified and not step.changes and not step.elapsed_ms
     assert db.execute(select(PR.__table__.c.current_step, PR.__table__.c.lease_owner)
                       .where(PR.id == req.id)).one() == ("ensure_user", "next-lease")
