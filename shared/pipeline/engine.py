@@ -23,7 +23,6 @@ from shared.pipeline.claim import (
     LeaseLost,
     adopt,
     claim_next,
-    lease_is_ours,
     step_row,
     try_claim,
 )
@@ -288,10 +287,7 @@ class Engine:
         return verdict
 
     def _checkpoint(self, uow: UnitOfWork, req: ProvisioningRequest, token: str) -> None:
-        # The request's UPDATE checks the lease (a request with nothing plain to write: the SELECT).
-        if not rows.write_request(uow.session, req, now=self._clock(), lease=token) \
-                and not lease_is_ours(uow.session, req.id, token):
-            raise LeaseLost(req.id)
+        rows.write_request(uow.session, req, now=self._clock(), lease=token)  # raises LeaseLost
         uow.commit()
 
     def _record(self, uow: UnitOfWork, req: ProvisioningRequest, step: StepRow,

@@ -63,9 +63,12 @@ def write_request(session: Session, req: ProvisioningRequest, *, now: datetime, 
 
     With `lease`, the UPDATE is the lease check too: it writes only while the row runs under that lease
     token (under the row lock the UPDATE takes, as the check's SELECT … FOR UPDATE did), and raises
-    LeaseLost, having written nothing, when it does not."""
+    LeaseLost, having written nothing, when it does not. With nothing plain to write, the lease is
+    checked with that SELECT."""
     plain = _plain(req, now)
     if plain is None:
+        if lease is not None and not lease_is_ours(session, req.id, lease):
+            raise LeaseLost(req.id)
         return False
     keys, values = plain
     params = _request_params(req, keys, values, lease)
@@ -85,8 +88,7 @@ def write_outcome(session: Session, req: ProvisioningRequest, step: StepRow, *, 
     plain = _plain(req, now)
     conn = session.connection()
     if plain is None or conn.dialect.name != "postgresql":  # SQLite (the embedded default): one by one
-        if not write_request(session, req, now=now, lease=lease) and not lease_is_ours(session, req.id, lease):
-            raise LeaseLost(req.id)
+        write_request(session, req, now=now, lease=lease)
         write_step(session, step)
         return start_attempt(session, req.id, start, now) if start else 0
     keys, values = plain
