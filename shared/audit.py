@@ -8,7 +8,6 @@ from typing import Any, cast
 from sqlalchemy import Insert, Table, insert
 from sqlalchemy.orm import Session
 
-from shared.db import raw
 from shared.db.models import AuditEvent
 from shared.db.types import new_id, utcnow
 
@@ -27,7 +26,7 @@ def record_many(session: Session, actor: str, action: str, object_type: str,
     rows = [{"id": new_id(), "at": now, "actor": actor, "action": action, "object_type": object_type,
              "object_id": oid, "detail": detail} for oid, detail in objects]
     if len(rows) == 1:
-        raw.execute(session.connection(), _insert_stmt(), rows[0])  # one accept's event: see shared.db.raw
+        session.connection().execute(_insert_stmt(), rows[0])
     elif rows:
         session.connection().execute(_insert_stmt(), rows)  # Core: no per-row ORM work
 

@@ -8,7 +8,6 @@ from typing import cast
 from sqlalchemy import Executable, Table, bindparam, null, select, update
 from sqlalchemy.orm import Session
 
-from shared.db import raw
 from shared.db.models import CustomerService, ProviderService, ProvisioningRequest, UserService
 from shared.db.types import utcnow
 from shared.notifications import outbox
@@ -41,7 +40,7 @@ def set_service_state(session: Session, req: ProvisioningRequest, state: str) ->
         # One plain statement (it ends every user request), not a load of the user's services and a
         # flush of each, nor an ORM bulk UPDATE (which costs the worker several times what it costs
         # the database).
-        raw.execute(session.connection(), _service_state_stmt(), {
+        session.connection().execute(_service_state_stmt(), {
             "user": req.user_id, "state": _USER_SERVICE_END[req.kind] if state == PROVISIONED else FAILED,
             "now": utcnow()})
     for row in rows:
@@ -98,7 +97,7 @@ def _forget_password_once_created(session: Session, req: ProvisioningRequest) ->
 
 def forget_held_passwords(session: Session, user_id: str) -> None:
     """Wipe the temporary passwords the user's services hold, in one plain statement."""
-    raw.execute(session.connection(), _forget_stmt(), {"user": user_id, "now": utcnow()})
+    session.connection().execute(_forget_stmt(), {"user": user_id, "now": utcnow()})
 
 
 _services = cast(Table, UserService.__table__)

@@ -7,7 +7,6 @@ from typing import cast
 from sqlalchemy import Executable, Table, bindparam, select
 from sqlalchemy.orm import Session
 
-from shared.db import raw
 from shared.db.models import Customer, ServiceProvider
 from shared.microsoft.credentials import PartnerCredential
 from shared.pipeline.outcomes import StepFailed
@@ -22,7 +21,7 @@ def partner_credential(session: Session, service_provider_id: str | None) -> Par
         assert sp is not None
         row = (sp.pc_tenant_id, sp.pc_client_id, sp.pc_client_secret_enc, sp.pc_refresh_token_enc)
     elif service_provider_id:
-        row = raw.execute(session.connection(), _credential_stmt(), {"sp": service_provider_id}).first()
+        row = session.connection().execute(_credential_stmt(), {"sp": service_provider_id}).first()
     else:
         row = None
     if row is None:

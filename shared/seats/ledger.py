@@ -9,7 +9,6 @@ from typing import cast
 from sqlalchemy import Executable, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from shared.db import raw
 from shared.db.models import SeatHold, SeatReservation, TenantSku
 from shared.db.types import utcnow
 
@@ -76,7 +75,7 @@ def consume(session: Session, request_id: str) -> None:
     (no_autoflush) so they do not lock the SKU rows first.
     """
     conn = session.connection()  # no autoflush: pending SKU counts must not lock the SKU rows first
-    moved = raw.execute(conn, _consume_stmt(), {"req": request_id, "now": utcnow()}).all()
+    moved = conn.execute(_consume_stmt(), {"req": request_id, "now": utcnow()}).all()
     # A SKU row the step changed in this session (a live count read) is written at flush, after this:
     # the ORM's UPDATE keeps that object in step. Otherwise the plain statement does the same for less.
     pending = any(isinstance(obj, TenantSku) for obj in (*session.dirty, *session.new))
@@ -87,7 +86,7 @@ def consume(session: Session, request_id: str) -> None:
                                                         TenantSku.sku_part_number == sku)
                                 .values(consumed=TenantSku.consumed + 1))
         else:
-            raw.execute(conn, _count_consumed_stmt(), {"customer": customer_id, "sku": sku})
+            conn.execute(_count_consumed_stmt(), {"customer": customer_id, "sku": sku})
 
 
 @cache

@@ -6,7 +6,6 @@ from typing import cast
 
 from sqlalchemy import Executable, Table, bindparam, select
 
-from shared.db import raw
 from shared.db.models import ServiceProvider, TenantConnection
 from shared.microsoft.credentials import PartnerCredential
 from shared.pipeline.context import StepContext
@@ -50,7 +49,7 @@ def tenant_id(ctx: StepContext) -> str:
     found = ctx.memo.get(key)
     if found is not None:
         return cast(str, found)
-    row = raw.execute(ctx.session.connection(), _tenant_stmt(), {"customer": ctx.request.customer_id}).first()
+    row = ctx.session.connection().execute(_tenant_stmt(), {"customer": ctx.request.customer_id}).first()
     if row is None or row[1] != CONNECTED or not row[0]:
         raise StepFailed("tenant_not_connected", "the customer's tenant is not connected (Azure AD service)")
     found = ctx.memo[key] = str(row[0])

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from shared.customers.context import CustomerContext
 from shared.customers.licences import refresh_skus
-from shared.db import raw
 from shared.db.models import (
     PlanEnablement,
     SeatHold,
@@ -179,7 +178,7 @@ def _count(s: Session, customer_id: str, needed: Counter[str], rows: dict[str, t
     conn = s.connection()
     # A statement of its own, after the lock: one evaluated with the lock would use a snapshot older
     # than the commit it waited for.
-    held = {sku: int(n) for sku, n in raw.execute(conn, _held_stmt(conn.dialect.name), {
+    held = {sku: int(n) for sku, n in conn.execute(_held_stmt(conn.dialect.name), {
         "customer_id": customer_id, "skus": list(needed)})}
     short, close = [], False
     for sku, n in sorted(needed.items()):
@@ -208,7 +207,7 @@ def skus_held_by(s: Session, user_id: str, licences: Collection[str]) -> set[str
 def _lock_skus(s: Session, customer_id: str, skus: Collection[str], exclusive: bool) -> dict[str, tuple[int, int]]:
     """{sku: (total, consumed)}, the rows locked (part-number order, so no deadlocks) until commit."""
     conn = s.connection()
-    found = raw.execute(conn, _lock_skus_stmt(exclusive, conn.dialect.name),
+    found = conn.execute(_lock_skus_stmt(exclusive, conn.dialect.name),
                         {"customer_id": customer_id, "skus": list(skus)})
     return {sku: (total, consumed) for sku, total, consumed in found}
 
@@ -224,7 +223,7 @@ def _enabled_stmt() -> Executable:
 
 
 def _one_of(column: Any, name: str, dialect: str) -> Any:
-    """`column IN (…)`; on PostgreSQL `= ANY(array)`, one bind whatever the count (shared.db.raw runs it)."""
+    """`column IN (…)`; on PostgreSQL `= ANY(array)`, one bind whatever the count."""
     if dialect == "postgresql":
         return column == any_(bindparam(name, type_=ARRAY(String)))
     return column.in_(bindparam(name, expanding=True))

@@ -19,7 +19,6 @@ from shared import audit
 from shared.auth.principal import Principal
 from shared.auth.scope import can_see_customer
 from shared.customers.context import CustomerContext
-from shared.db import raw
 from shared.db.models import (
     Agreement,
     Customer,
@@ -142,7 +141,7 @@ def lock_user(s: Session, who: Principal, user_id: str, *, user_plan_id: str | N
     The user's row stays locked until commit, so two accepts for one user queue instead of racing.
     """
     params = {"user_id": user_id, "plan_id": user_plan_id} if user_plan_id is not None else {"user_id": user_id}
-    rows = raw.execute(s.connection(), _lock_user_stmt(with_plan=user_plan_id is not None), params).all()
+    rows = s.connection().execute(_lock_user_stmt(with_plan=user_plan_id is not None), params).all()
     if not rows or not can_see_customer(who, rows[0][1], rows[0][4]):
         raise ObjectNotFound("user", user_id)
     (uid, customer_id, upn, licences, provider_id, kind, tenant_id, tenant_state, signed, service_id, request_id,
@@ -179,11 +178,11 @@ def _lock_user_stmt(*, with_plan: bool) -> Executable:
 def _set_service(s: Session, user: UserState, **values: Any) -> None:
     now = utcnow()
     if user.service_id is None:
-        raw.execute(s.connection(), _service_insert_stmt(), {"id": new_id(), "user_id": user.id,
+        s.connection().execute(_service_insert_stmt(), {"id": new_id(), "user_id": user.id,
                                                         "service": MICROSOFT_ONLINE, "created_at": now,
                                                         "updated_at": now, **values})
     else:
-        raw.execute(s.connection(), _service_update_stmt(tuple(sorted(values))),
+        s.connection().execute(_service_update_stmt(tuple(sorted(values))),
                                {"service_id": user.service_id, "updated_at": now, **values})
 
 

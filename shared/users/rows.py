@@ -15,7 +15,6 @@ from typing import Any, cast
 from sqlalchemy import Insert, Table, TextClause, bindparam, insert, text
 from sqlalchemy.orm import Session
 
-from shared.db import raw
 from shared.db.models import ProvisioningRequest, RequestStep, SeatReservation, User, UserService
 from shared.db.types import new_id, utcnow
 from shared.requests import kinds
@@ -86,10 +85,10 @@ def _insert(s: Session, model: Any, rows: list[dict[str, Any]]) -> None:
     if 1 < len(rows) <= MULTI_ROW_MAX:
         # Only columns with a value (the rest are NULL anyway): a short statement psycopg caches and prepares.
         columns = tuple(c for c in rows[0] if any(row[c] is not None for row in rows))
-        raw.execute(s.connection(), _multi_row_stmt(table, columns, len(rows)),
+        s.connection().execute(_multi_row_stmt(table, columns, len(rows)),
                     {f"p{i}_{j}": row[c] for i, row in enumerate(rows) for j, c in enumerate(columns)})
     elif len(rows) == 1:
-        raw.execute(s.connection(), _insert_stmt(table), rows[0])
+        s.connection().execute(_insert_stmt(table), rows[0])
     elif rows:
         s.connection().execute(_insert_stmt(table), rows)
 

@@ -8,7 +8,6 @@ from typing import cast
 from sqlalchemy import Executable, Table, and_, bindparam, inspect, select
 from sqlalchemy.orm import Session
 
-from shared.db import raw
 from shared.db.models import User, UserPlan, UserPlanLicence, UserService
 from shared.pipeline.context import StepContext
 from shared.pipeline.outcomes import StepFailed
@@ -77,7 +76,7 @@ def plan_of(ctx: StepContext, service: UserService | None) -> Plan:
     if key in ctx.memo:  # read by an earlier step of this message (StepContext.memo)
         return cast(Plan, ctx.memo[key])
     # One plain statement, not the ORM's two (plan, then its licences): it runs for every user.
-    rows = raw.execute(ctx.session.connection(), _plan_stmt(), {"plan": plan_id}).all() if plan_id else []
+    rows = ctx.session.connection().execute(_plan_stmt(), {"plan": plan_id}).all() if plan_id else []
     if not rows:
         raise StepFailed("plan_missing", "the request names no existing user plan")
     plan = ctx.memo[key] = Plan(rows[0][0], rows[0][1], [PlanLicence(sku, list(disabled or []))

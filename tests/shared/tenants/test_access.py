@@ -43,21 +43,3 @@ def test_clients_need_the_tenant_connected(world, db) -> None:  # type: ignore[n
     assert failed.value.code == "tenant_not_connected"
 
 
-def test_the_steps_of_one_message_read_the_credential_and_tenant_once(world, db, raw_log) -> None:  # type: ignore[no-untyped-def]
-    req = world.b.request(kinds.CUSTOMER_SYNC, customer=world.customer)
-    db.expunge(world.provider)  # as in a worker: the provider is not in the step's session
-    first = world.ctx(req, "sync")
-    raw_log.clear()
-
-    def seen() -> list[str]:
-        return sorted(table.name for stmt, _ in raw_log for table in stmt.get_final_froms())
-    assert access.credential(first).client_id == world.provider.pc_client_id
-    access.graph(first)
-    # A step run on in the same message shares the first step's memo.
-    run_on = world.ctx(req, "notify")
-    run_on.memo = first.memo
-    access.graph(run_on)
-    access.exchange(run_on)
-    assert seen() == ["service_providers", "tenant_connections"]
-    access.graph(world.ctx(req, "sync"))  # the next message reads both again
-    assert seen() == ["service_providers"] * 2 + ["tenant_connections"] * 2

@@ -113,20 +113,6 @@ def test_a_user_created_by_this_request_is_licensed_without_reading_it_back(worl
     assert world.ms.assigned == [(user.entra_id, world.fake_sku.sku_id)]
 
 
-def test_the_steps_of_one_message_read_the_user_plan_once(world, raw_log):
-    from shared.users import subject
-
-    user = world.user("plan.once@contoso.com")
-    req = world.b.provision(user, world.plan)
-    first = world.ctx(req, "reserve_seat")
-    plan = subject.plan_of(first, subject.service_of(first, user))
-    run_on = world.ctx(req, "assign_licences")
-    run_on.memo = first.memo  # a step run on in the same message
-    assert subject.plan_of(run_on, subject.service_of(run_on, user)) is plan
-    subject.plan_of(world.ctx(req, "assign_licences"), subject.service_of(first, user))  # the next message
-    assert [params["plan"] for stmt, params in raw_log if stmt is subject._plan_stmt()] == [world.plan.id] * 2
-
-
 def test_a_step_reads_its_user_and_the_user_s_service_in_one_statement(world, db):
     from sqlalchemy import event
 
