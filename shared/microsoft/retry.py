@@ -8,6 +8,7 @@ from collections.abc import Callable
 from tenacity import RetryCallState
 from tenacity.stop import stop_base
 
+from shared.backoff import backoff as shared_backoff
 from shared.microsoft.errors import Throttled, Transient
 
 # First backoff step; doubles per attempt up to settings.retry_max_wait_s.
@@ -42,9 +43,8 @@ def retry_after_from_text(text: str) -> float | None:
 
 
 def backoff(attempt: int, max_wait: float, random: Callable[[], float]) -> float:
-    """Capped exponential backoff with "equal" jitter: never below half the step, never above it."""
-    step = min(max_wait, BACKOFF_BASE_S * 2 ** max(0, attempt - 1))
-    return step / 2 + random() * step / 2
+    """shared.backoff's rule from BACKOFF_BASE_S, capped at `max_wait`."""
+    return shared_backoff(attempt, base=BACKOFF_BASE_S, cap=max_wait, rand=random)
 
 
 def should_retry(exc: BaseException, idempotent: bool) -> bool:

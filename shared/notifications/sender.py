@@ -17,7 +17,6 @@ once (webhook receivers deduplicate on X-Provisioner-Delivery).
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -26,6 +25,7 @@ import httpx
 from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.backoff import backoff
 from shared.db.models import OutboxMessage, UserService
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
@@ -164,9 +164,8 @@ def _wipe_user_password(s: Session, payload: dict[str, Any]) -> None:
 
 
 def backoff_s(attempts: int, settings: Settings) -> float:
-    """Exponential from outbox_retry_base_s, capped, with jitter in its upper half (no thundering herd)."""
-    ceiling = min(settings.outbox_retry_max_s, settings.outbox_retry_base_s * 2 ** max(0, attempts - 1))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+    """shared.backoff's rule from outbox_retry_base_s, capped at outbox_retry_max_s."""
+    return backoff(attempts, base=settings.outbox_retry_base_s, cap=settings.outbox_retry_max_s)
 
 
 def _reason(exc: BaseException) -> str:

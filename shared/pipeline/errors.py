@@ -5,6 +5,7 @@ import random
 
 from sqlalchemy.exc import OperationalError
 
+from shared.backoff import backoff as shared_backoff
 from shared.microsoft.errors import (
     AuthFailed,
     BadRequest,
@@ -39,8 +40,8 @@ _CODES: tuple[tuple[type[MicrosoftError], str], ...] = (
 
 
 def backoff(retries: int, settings: Settings) -> float:
-    step = min(settings.max_countdown_s, RETRY_BASE_S * 2 ** max(0, retries))
-    return step / 2 + random.random() * step / 2
+    """shared.backoff's rule from RETRY_BASE_S (doubled once already: `retries` counts earlier ones)."""
+    return shared_backoff(retries + 1, base=RETRY_BASE_S, cap=settings.max_countdown_s)
 
 
 def microsoft_code(exc: MicrosoftError) -> str:
