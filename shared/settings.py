@@ -59,11 +59,6 @@ class Settings(BaseSettings):
     # Durable requests.
     lease_seconds: int = Field(default=300, ge=5)
     reconcile_interval_s: float = Field(default=5.0, gt=0)
-    # A step that succeeded runs the request's next step in the same task, up to this many steps a message
-    # and while the message is younger than run_on_budget_s: each message costs the broker, Celery and
-    # Flower more CPU than a short step does. 1 = one message per step.
-    run_on_steps: int = Field(default=8, ge=1)
-    run_on_budget_s: float = Field(default=5.0, ge=0)
     # A message whose task crashed its worker this many times is failed, not redelivered again.
     max_deliveries: int = Field(default=3, ge=1)
     # Countdowns above this become durable timers (Redis redelivers after its visibility timeout).
@@ -74,7 +69,8 @@ class Settings(BaseSettings):
     # Users reconciled per statement; Graph delta pages are asked for at most sync_page_size users.
     sync_batch_size: int = Field(default=1000, ge=1, le=5000)
     sync_page_size: int = Field(default=999, ge=1, le=999)
-    # A queued or running request nobody touched for this long lost its message: the reconciler re-drives it.
+    # A queued or running request nobody claimed for this long lost its message (or waits behind a backlog):
+    # the reconciler publishes its chain again, with a new dispatch; again without a claim, twice as late.
     redrive_after_s: float = Field(default=300.0, gt=0)
     reconcile_batch: int = Field(default=500, ge=1)
     # Consecutive short retries (throttling, transient errors) of one step before the request fails.

@@ -10,19 +10,7 @@ from kombu import Exchange, Queue
 
 from shared.observability.logging import configure_logging
 from shared.settings import Settings, get_settings
-
-QUEUES = ("provisioning", "polling", "sync")
-# Celery's default queue: nothing is routed there, but it is declared so a worker started with
-# `-Q provisioning,polling,sync,celery` (the compose file, the contract smoke) is accepted.
-DEFAULT_QUEUE = "celery"
-
-# Every task in worker.tasks declares its queue here, in one place, so a typo cannot pass silently.
-ROUTES = {
-    "worker.tasks.requests.*": {"queue": "provisioning"},
-    "worker.tasks.maintenance.*": {"queue": "polling"},
-    "worker.tasks.notifications.*": {"queue": "polling"},
-    "worker.tasks.sync.*": {"queue": "sync"},
-}
+from worker.queues import DEFAULT_QUEUE, PROVISIONING, QUEUES, ROUTES
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -81,7 +69,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_soft_shutdown_timeout": 30.0,
         "worker_enable_soft_shutdown_on_idle": True,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
-        "task_default_queue": "provisioning",
+        "task_default_queue": PROVISIONING,
         "task_queues": [Queue(q, Exchange(q), routing_key=q) for q in (*QUEUES, DEFAULT_QUEUE)],
         "task_routes": ROUTES,
         "task_create_missing_queues": False,

@@ -13,7 +13,7 @@ from shared.db.types import utcnow
 from shared.notifications import outbox
 from shared.requests import kinds
 from shared.requests.dispatch import RequestRef
-from shared.requests.service import ref
+from shared.requests.service import redispatch
 from shared.seats import ledger
 
 PROVISIONED, FAILED = "provisioned", "failed"
@@ -57,7 +57,7 @@ def on_succeeded(session: Session, req: ProvisioningRequest, *, now: datetime) -
         ProvisioningRequest.parent_id == req.id, ProvisioningRequest.state == kinds.QUEUED)).all()
     for child in children:
         child.next_attempt_at = now
-    return [ref(c) for c in children]
+    return [redispatch(c) for c in children]
 
 
 def fail_request(session: Session, req: ProvisioningRequest, code: str, message: str, *, now: datetime) -> None:

@@ -13,11 +13,15 @@ from shared.db.uow import UnitOfWork
 
 @dataclass(frozen=True)
 class RequestRef:
-    """Enough to build the chain for a request from a given step, without reading the database."""
+    """Enough to build the chain for a request from a given step, without reading the database.
+
+    `dispatch` is the request's generation when this chain was decided: its messages carry it, and a
+    message of an older generation stops at its claim (the chain was published again since)."""
 
     id: str
     kind: str
     from_step: str
+    dispatch: int
 
 
 Publisher = Callable[[Sequence[RequestRef]], None]

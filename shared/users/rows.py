@@ -131,7 +131,7 @@ def hold_seats(s: Session, *, customer_id: str, user_id: str, request_id: str, s
 
 
 def ref_of(request: SimpleNamespace) -> RequestRef:
-    return RequestRef(id=request.id, kind=request.kind, from_step=request.current_step)
+    return RequestRef(id=request.id, kind=request.kind, from_step=request.current_step, dispatch=request.dispatch)
 
 
 def refs(items: Sequence[NewUser]) -> list[RequestRef]:
@@ -156,6 +156,7 @@ def _request_row(now: datetime, *, kind: str, service_provider_id: str, customer
     return {"id": new_id(), "kind": kind, "state": kinds.QUEUED, "service_provider_id": service_provider_id,
             "customer_id": customer_id, "user_id": user_id, "parent_id": parent_id, "params": params,
             "context": {}, "current_step": first_step, "attempts": 0, "deliveries": 0, "retries": 0,
+            "dispatch": 1, "redrives": 0, "not_before": None,
             "next_attempt_at": None, "lease_until": None, "lease_owner": None, "blocked_reason": None,
             "error_code": None, "error_message": None, "created_by": created_by, "finished_at": None, "created_at": now,
             "updated_at": now}

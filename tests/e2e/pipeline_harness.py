@@ -77,6 +77,11 @@ class Processes:
     def beat(self) -> None:
         self._spawn("beat", ["beat", "-l", "INFO", "--schedule", str(self.logdir / "beat-schedule")])
 
+    def flower(self, port: int) -> None:
+        """Flower on 127.0.0.1:`port`, its HTTP API open (a test reads /api/tasks)."""
+        self.env = {**self.env, "FLOWER_UNAUTHENTICATED_API": "true"}
+        self._spawn("flower", ["flower", f"--port={port}", "--address=127.0.0.1"])
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(name)
         os.killpg(proc.pid, sig)  # the whole group: the prefork children die with their parent

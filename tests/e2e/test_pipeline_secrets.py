@@ -85,9 +85,9 @@ def test_the_password_appears_nowhere_but_encrypted(seeder, emulator, pipeline_e
         watcher.join(timeout=10)
         logs = stack.logs()
     assert states == {kinds.SUCCEEDED: 5}, logs[-4000:]
-    assert any("worker.tasks.requests.run_step" in c for c in captured), "the watcher saw no task message"
+    assert any("steps.ensure_user" in c for c in captured), "the watcher saw no task message"
     assert not any("celery-task-meta" in c for c in captured), "no task results are stored"
-    assert "run_step" in logs and "DEBUG" in logs
+    assert "steps.ensure_user" in logs and "DEBUG" in logs
     with pg_engine.connect() as conn:
         rows = conn.execute(text("SELECT params::text, context::text FROM provisioning_requests")).all()
         steps = conn.execute(text("SELECT coalesce(error_message, '') || coalesce(microsoft_error::text, '') "

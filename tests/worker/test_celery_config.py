@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from shared.settings import load_settings
-from worker.app import QUEUES, beat_schedule, celery_config, create_app
+from worker.app import beat_schedule, celery_config, create_app
+from worker.queues import QUEUES
 
 
 @pytest.fixture
