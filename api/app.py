@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api import problems
-from api.deps import known_query
+from api.deps import single_valued_query
 from api.metrics import MetricsMiddleware
 from api.middleware import BodyLimit
 from api.publishing import BackgroundPublisher
@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(json_lines=settings.log_json, level=settings.log_level)
     app = FastAPI(title="m365-provisioner", version="1.0", description=DESCRIPTION, lifespan=_lifespan,
-                  docs_url="/docs", redoc_url=None, dependencies=[Depends(known_query)])
+                  docs_url="/docs", redoc_url=None, dependencies=[Depends(single_valued_query)])
     problems.install(app)
     for module in ROUTERS:
         app.include_router(module.router)
