@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from shared.settings import load_settings
+from shared.settings import ConfigError, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="m365-provisioner: provisioning engine for Microsoft 365 resellers.")
@@ -134,11 +134,9 @@ def keys_create(
 def main() -> None:
     try:
         app()
-    except SystemExit as exc:
-        if isinstance(exc.code, str):  # ConfigError: one clear line, non-zero exit
-            print(exc.code, file=sys.stderr)
-            sys.exit(2)
-        raise
+    except ConfigError as exc:  # one clear line, not a traceback
+        print(exc, file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The one typed settings object, read from the environment once per process."""
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from typing import Literal
 
@@ -12,8 +13,9 @@ _BROKER_SCHEMES = ("redis", "rediss", "sqla+sqlite", "sqla+postgresql", "sqla+po
                    "memory", "amqp", "pyamqp")
 
 
-class ConfigError(SystemExit):
-    """A setting is wrong or missing; the message names it. Exits the process at start-up."""
+class ConfigError(Exception):
+    """A setting is wrong or missing: one line per setting, naming its variable. The entry points print it
+    and exit 2 (`provisioner`'s main(), `settings_or_exit()`)."""
 
 
 class Settings(BaseSettings):
@@ -178,6 +180,16 @@ def load_settings() -> Settings:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return load_settings()
+
+
+def settings_or_exit() -> Settings:
+    """The settings, for the entry points a server loads (uvicorn's app factory, `celery -A worker.app:app`):
+    a bad configuration prints its line and exits 2, as `provisioner` does, instead of the server's traceback."""
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def reset_settings() -> None:

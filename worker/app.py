@@ -9,7 +9,7 @@ from celery.signals import setup_logging
 from kombu import Exchange, Queue
 
 from shared.observability.logging import configure_logging
-from shared.settings import Settings, get_settings
+from shared.settings import Settings, get_settings, settings_or_exit
 from worker.queues import DEFAULT_QUEUE, PROVISIONING, QUEUES, ROUTES
 
 
@@ -117,5 +117,6 @@ def reset_app() -> None:
 def __getattr__(name: str) -> Any:
     # `celery -A worker.app:app ...` (compose health checks, operators) gets the lazily built app.
     if name == "app":
+        settings_or_exit()  # a bad setting is one line, not Celery's "unable to load" traceback
         return get_app()
     raise AttributeError(name)

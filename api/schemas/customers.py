@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints, field_validator, model_validator
 
 from api.schemas.agreements import AgreementPublic
-from api.schemas.common import ID_PATTERN, Id, Input, Name, Short
+from api.schemas.common import ID_PATTERN, Id, Input, Name, PageQuery, QueryParams, Short
 from api.schemas.requests import RequestPublic
 from api.schemas.users import BULK_SCHEMA_MAX, BulkUserSpec, Country, ProvisionedUser, present_new_users
 from shared.agreements.contact import contact_view
@@ -62,6 +62,17 @@ class CustomerDetail(CustomerPublic):
 class CustomerList(BaseModel):
     items: list[CustomerPublic]
     next_cursor: str | None
+
+
+class CustomerListQuery(PageQuery):
+    service_provider_id: Id | None = None
+    name: str | None = Field(None, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$", description="Name prefix")
+
+
+class TenantSearchQuery(QueryParams):
+    q: str = Field(min_length=1, max_length=100, pattern=r"^\S[^\x00-\x1f\x7f]*$",
+                   description="Start of a domain or company name")
+    limit: int = Field(25, ge=1, le=100)
 
 
 class TenantMatchPublic(BaseModel):

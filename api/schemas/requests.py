@@ -6,7 +6,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from api.schemas.common import Id, PageQuery
 from shared.requests import kinds
+
+State = Literal["queued", "running", "waiting", "blocked", "succeeded", "failed", "cancelled"]
+# Spelled out for the document; a test holds it equal to shared.requests.kinds.STEPS.
+Kind = Literal["provider.azure_ad", "provider.microsoft_online", "customer.azure_ad", "customer.microsoft_online",
+               "customer.onboard", "customer.sync", "user.provision", "user.deprovision"]
 
 
 class StepPublic(BaseModel):
@@ -33,7 +39,7 @@ class RequestPublic(BaseModel):
 
     id: str
     kind: str
-    state: Literal["queued", "running", "waiting", "blocked", "succeeded", "failed", "cancelled"]
+    state: State
     service_provider_id: str | None
     customer_id: str | None
     user_id: str | None
@@ -63,6 +69,14 @@ class RequestPublic(BaseModel):
 class RequestList(BaseModel):
     items: list[RequestPublic]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last")
+
+
+class RequestListQuery(PageQuery):
+    state: State | None = None
+    customer_id: Id | None = None
+    kind: Kind | None = None
+    user_id: Id | None = None
+    parent_id: Id | None = None
 
 
 class Accepted(BaseModel):

@@ -1,8 +1,7 @@
 """Accepting one user's provisioning or deprovisioning: every check first, then one request, seats held."""
 
-# The API's hot path (hundreds per second on two cores): one query reads and locks the user with
-# everything the checks need, the writes are Core statements, and the per-customer locks come last
-# so they are held only for a count and the commit.
+# The API's hot path: one query reads and locks the user with everything the checks need, the writes
+# are Core statements, and the per-customer locks come last so they are held only for a count and the commit.
 from __future__ import annotations
 
 from collections import Counter

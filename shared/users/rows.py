@@ -1,8 +1,7 @@
 """Users, their services, requests and seats written as plain rows in a few statements (the accept paths)."""
 
-# The ORM's unit of work costs about a millisecond of CPU per flushed object graph; the accept
-# paths (one user at hundreds per second, a thousand users per bulk call) write plain rows with
-# Core and answer from snapshots of the same rows.
+# The accept paths (every provisioned user, a thousand users per bulk call) write plain rows with Core
+# rather than through the ORM's unit of work, and answer from snapshots of the same rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -73,9 +72,8 @@ def reserve_seats(s: Session, customer_id: str, items: Sequence[NewUser], skus: 
         for i in items for sku in skus.get(i.service.user_plan_id, [])])
 
 
-# A request's step rows (five or six) go in one multi-row INSERT: psycopg runs executemany in
-# pipeline mode, whose set-up and polling cost an eighth of an accept's CPU. A bulk call's
-# thousands of rows keep executemany, where the pipeline pays off.
+# A request's step rows (five or six) go in one multi-row INSERT: psycopg's executemany runs in
+# pipeline mode, which pays off for a bulk call's thousands of rows, not for a handful.
 MULTI_ROW_MAX = 16
 
 
