@@ -96,9 +96,18 @@ def test_live_calls_need_a_connected_tenant(op: Api, emulator: Any) -> None:
         problem_of(op.get(f"/v1/customers/{live.world.customer_id}/{path}"), 409, "tenant_not_connected")
 
 
-def test_licences_without_gdap_answer_gdap_missing(op: Api, emulator: Any) -> None:
-    live = build_live_world(emulator, gdap="none")
-    problem_of(op.get(f"/v1/customers/{live.world.customer_id}/licences"), 409, "gdap_missing")
+def test_licences_come_from_partner_center_and_need_no_gdap(op: Api, emulator: Any) -> None:
+    live = build_live_world(emulator, units=4, gdap="none")
+    before = emulator.stats()["requests"]
+    r = op.get(f"/v1/customers/{live.world.customer_id}/licences")
+    assert r.status_code == 200, r.text
+    [sku] = r.json()["items"]
+    [seeded] = live.tenant["skus"]
+    assert (sku["sku_part_number"], sku["sku_id"], sku["total"], sku["free"]) == (SKU, seeded["sku_id"], 4, 4)
+    after = emulator.stats()["requests"]
+    calls = {route: sum(after[route].values()) - sum(before.get(route, {}).values()) for route in after}
+    assert any("subscribedskus" in route and n for route, n in calls.items()), calls
+    assert not any("subscribedSkus" in route and n for route, n in calls.items()), calls  # not Graph's
 
 
 def test_microsoft_throttling_answers_503_with_retry_after(op: Api, emulator: Any) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from .emulator_world import World
+from .emulator_world import BASIC, World
 
 MCA = "117a77b0-9360-443b-8795-c6dedc750cf9"
 CONTACT = {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@contoso.com", "phoneNumber": "+3112345"}
@@ -84,3 +84,23 @@ def test_subscribed_skus_and_subscriptions(world: World) -> None:
     assert (skus[0]["totalUnits"], skus[0]["consumedUnits"], skus[0]["availableUnits"]) == (3, 0, 3)
     subscriptions = pc.get(f"/v1/customers/{world.tenant_id}/subscriptions").json()["items"]
     assert subscriptions[0]["quantity"] == 3 and subscriptions[0]["status"] == "active"
+
+
+def test_subscribed_skus_count_as_graph_does_and_need_no_gdap(world: World) -> None:
+    graph = world.graph()
+    existing = graph.get("/v1.0/users/existing@contoso.com").json()
+    [graph_sku] = graph.get("/v1.0/subscribedSkus").json()["value"]
+    assert graph.post(f"/v1.0/users/{existing['id']}/assignLicense", json={
+        "addLicenses": [{"skuId": graph_sku["skuId"], "disabledPlans": []}], "removeLicenses": []}).status_code == 200
+    pc = world.partner_center()
+    [sku] = pc.get(f"/v1/customers/{world.tenant_id}/subscribedskus").json()["items"]
+    # Microsoft's SubscribedSku: productSku.id is Graph's skuId, service plans carry serviceName.
+    assert sku["productSku"]["id"] == graph_sku["skuId"]
+    assert (sku["activeUnits"], sku["consumedUnits"], sku["availableUnits"]) == (3, 1, 2)
+    assert {p["serviceName"] for p in sku["servicePlans"]} == {p["servicePlanName"] for p in graph_sku["servicePlans"]}
+    assert sku["attributes"] == {"objectType": "SubscribedSku"}
+    no_gdap = world.add_tenant(company_name="Fabrikam", initial_domain="fabrikam.onmicrosoft.com",
+                               skus=[{"sku_part_number": BASIC, "units": 2}], gdap="none")
+    assert world.graph(no_gdap["tenant_id"]).get("/v1.0/subscribedSkus").status_code == 403
+    items = pc.get(f"/v1/customers/{no_gdap['tenant_id']}/subscribedskus").json()["items"]
+    assert [(i["productSku"]["skuPartNumber"], i["activeUnits"]) for i in items] == [(BASIC, 2)]
