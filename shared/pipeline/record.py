@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from shared.db.models import ProvisioningRequest
 from shared.pipeline import finish
@@ -76,6 +76,9 @@ def blocked(req: ProvisioningRequest, step: StepRow, outcome: Blocked, *, now: d
     req.error_message = outcome.message
     req.next_attempt_at = None
     req.deliveries = req.retries = 0
+    session = object_session(req)
+    if session is not None:
+        finish.on_blocked(session, req)
 
 
 def failed(session: Session, req: ProvisioningRequest, step: StepRow | None, outcome: Failed, *,
