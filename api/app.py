@@ -21,6 +21,7 @@ from api.routes import (
     customer_services,
     customers,
     health,
+    notifications,
     plans,
     requests,
     service_providers,
@@ -41,7 +42,8 @@ Every error is `application/problem+json` (RFC 9457) with a stable `code`. Creat
 `/v1/requests/{id}`. Objects outside the key's scope answer 404."""
 
 # Users first: its routes are the hot ones, and routes are matched in order.
-ROUTERS = (users, requests, customers, customer_services, agreements, sync, service_providers, plans, health)
+ROUTERS = (users, requests, customers, customer_services, agreements, sync, notifications, service_providers, plans,
+           health)
 
 
 # How soon a thread whose database call returned gets the GIL back (Python's default is 5 ms): a

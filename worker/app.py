@@ -26,6 +26,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": settings.sync_dispatch_interval_s,
             "options": {"expires": settings.sync_dispatch_interval_s},
         },
+        "resume-signed-agreements": {
+            "task": "worker.tasks.maintenance.resume_signed_agreements",
+            "schedule": 60.0,
+            "options": {"expires": 60.0},
+        },
         "send-outbox": {
             "task": "worker.tasks.notifications.send_due",
             "schedule": 10.0,

@@ -24,7 +24,7 @@ def list_requests(who: PrincipalDep, uow: UowDep, query: Annotated[rq.RequestLis
 @router.get("/{request_id}", response_model=rq.RequestPublic, dependencies=[NO_QUERY],
             summary="State, steps, attempts, the failing step")
 def get_request(request_id: IdPath, who: PrincipalDep, uow: UowDep) -> Response:
-    return json(rq.present(access.get_request(uow, who, request_id)))
+    return json(rq.present_detail(access.get_request(uow, who, request_id)))
 
 
 @router.post("/{request_id}/retry", status_code=202, response_model=rq.RequestPublic, responses=responses(409),

@@ -86,22 +86,26 @@ class TenantSearchList(BaseModel):
 
 
 class Address(Input):
+    """The customer's registered address, as Partner Center's Address resource needs it (sent camelCase)."""
+
     address_line1: Short
     address_line2: Short | None = None
     city: Short
-    state: Short | None = None
+    state: Short | None = Field(default=None, description="Required by Partner Center where the country has states")
     postal_code: Short
     country: Country
 
 
 class NewTenantSpec(Input):
+    """Partner Center's Create customer: the tenant's initial domain, the company and its billing contact."""
+
     domain: DomainPrefix = Field(description="Initial domain: <prefix> or <prefix>.onmicrosoft.com")
     company: Name
-    email: EmailStr
-    first_name: Short | None = None
-    last_name: Short | None = None
+    email: EmailStr = Field(description="The billing contact's email")
+    first_name: Short = Field(description="The billing contact")
+    last_name: Short
     phone: Annotated[str, StringConstraints(pattern=r"^[0-9+()\- .]{3,32}$")] | None = None
-    address: Address | None = None
+    address: Address
     culture: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}-[A-Z]{2}$")] = "en-US"
     language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")] = "en"
 

@@ -54,6 +54,10 @@ class RequestPublic(BaseModel):
     updated_at: datetime
     finished_at: datetime | None
     steps: list[StepPublic]
+    result: dict[str, Any] | None = Field(
+        default=None, description="What the request produced, on `GET /v1/requests/{id}`. A new tenant: "
+        "`{tenant: {tenant_id, domain, created, admin_user_name, admin_password}}`; `admin_password` is shown "
+        "once, to the first reseller or operator read after Partner Center created the tenant, then null")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -87,3 +91,9 @@ class Accepted(BaseModel):
 
 def present(req: Any) -> dict[str, Any]:
     return RequestPublic.model_validate(req).model_dump(mode="json", by_alias=True)
+
+
+def present_detail(detail: Any) -> dict[str, Any]:
+    body = present(detail.request)
+    body["result"] = detail.result
+    return body

@@ -44,6 +44,7 @@ def record(session: Session, req: ProvisioningRequest, step: StepRow, outcome: O
         req.error_message = outcome.message
         req.next_attempt_at = None
         req.deliveries = req.retries = 0
+        finish.on_blocked(session, req)  # a person must act: they are told what to do
         return Verdict("halt", reason=f"blocked: {outcome.reason}"), []
     if isinstance(outcome, Failed):
         finish.fail_request(session, req, outcome.code, outcome.message, now=now)

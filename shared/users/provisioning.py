@@ -85,7 +85,7 @@ def _provision(uow: UnitOfWork, who: Principal, user_id: str, user_plan_id: str,
         s = uow.session
         user, ctx, plan_rows = lock_user(s, who, user_id, user_plan_id=user_plan_id)
         ctx.require_connected()
-        ctx.require_mca()
+        ctx.require_mca(s)
         user.no_active_request()
         rules = checks.plan_rules([user_plan_id], plan_rows)
         held = checks.skus_held_by(s, user.id, user.licences) if user.service_id else set(user.licences)

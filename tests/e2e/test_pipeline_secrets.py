@@ -11,7 +11,7 @@ import pytest
 import redis
 from sqlalchemy import select, text
 
-from shared.db.models import OutboxMessage, UserService
+from shared.db.models import NotificationRecipients, OutboxMessage, UserService
 from shared.requests import kinds
 from shared.security import decrypt, generate_password
 from tests.e2e.pipeline_fixtures import *  # noqa: F403
@@ -60,6 +60,10 @@ def _snapshot(client: redis.Redis) -> list[str]:
 
 def test_the_password_appears_nowhere_but_encrypted(seeder, emulator, pipeline_env, pg_engine):
     tenant = seeder.tenant(units=10)
+    with seeder.session() as s:  # the customer's own recipients: the only ones the password goes to
+        s.add(NotificationRecipients(customer_id=tenant.customer_id, emails=["it@customer.example"],
+                                     events=["provisioned", "failed", "blocked"]))
+        s.commit()
     passwords = {f"p{i}": generate_password() for i in range(5)}
     refs = seeder.users(tenant, list(passwords), aliases=1, passwords=passwords)
     ids = [r.id for r in refs]
@@ -103,4 +107,7 @@ def test_the_password_appears_nowhere_but_encrypted(seeder, emulator, pipeline_e
                          .where(UserService.request_id.in_(ids))).all() == [None] * 5
         emails = s.scalars(select(OutboxMessage).where(OutboxMessage.channel == "email",
                                                       OutboxMessage.payload["request_id"].as_string().in_(ids))).all()
-        assert sorted(decrypt(e.secret_enc) for e in emails) == sorted(passwords.values())
+        customers = [e for e in emails if e.payload["to"] == "it@customer.example"]
+        assert sorted(decrypt(e.secret_enc) for e in customers) == sorted(passwords.values())
+        operators = [e for e in emails if e.payload["to"] == "ops@reseller.example"]
+        assert len(operators) == 5 and all(e.secret_enc is None for e in operators)

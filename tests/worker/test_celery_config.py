@@ -46,7 +46,9 @@ def test_visibility_timeout_outlasts_any_countdown(conf: dict[str, object]) -> N
 
 def test_beat_schedule_in_one_place(settings_env: pytest.MonkeyPatch) -> None:
     sched = beat_schedule(load_settings())
-    assert {"reconcile-requests", "dispatch-due-syncs", "send-outbox", "cleanup"} <= set(sched)
+    assert {"reconcile-requests", "dispatch-due-syncs", "send-outbox", "cleanup",
+            "resume-signed-agreements"} <= set(sched)
+    assert sched["resume-signed-agreements"]["task"] == "worker.tasks.maintenance.resume_signed_agreements"
     app = create_app(load_settings())
     for entry in sched.values():
         assert entry["task"] in app.tasks, f"beat names an unknown task {entry['task']}"

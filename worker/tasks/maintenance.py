@@ -1,6 +1,7 @@
-"""Beat tasks: reconcile (re-drive due and stalled requests) and cleanup."""
+"""Beat tasks: reconcile (re-drive due and stalled requests), resume requests whose MCA got signed, cleanup."""
 from __future__ import annotations
 
+from shared.agreements.resume import resume_signed
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
 from shared.pipeline import cleanup as cleanup_rules
@@ -16,6 +17,11 @@ def reconcile() -> None:
         refs = reconcile_requests(uow.session, now=utcnow(), settings=get_settings())
         publish_after_commit(uow, refs)
         uow.commit()
+
+
+@provisioner_task(soft_time_limit=50.0, time_limit=60.0)
+def resume_signed_agreements() -> None:
+    resume_signed()  # publishes what it resumed after its own commits
 
 
 @provisioner_task(soft_time_limit=270.0, time_limit=300.0)
