@@ -46,7 +46,7 @@ def ensure_venv() -> None:
 def run_tests(extra: list[str]) -> int:
     steps = [
         [str(BIN / "ruff"), "check", "."],
-        [str(BIN / "mypy"), "shared", "worker", "api", "emulator"],
+        [str(BIN / "mypy"), "shared", "worker", "api", "emulator", "commands"],
         [str(BIN / "python"), "-m", "pytest", *(extra or ["-q"])],
     ]
     for cmd in steps:

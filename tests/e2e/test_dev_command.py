@@ -27,7 +27,7 @@ def test_dev_starts_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     api, flower, emu = _port(), _port(), _port()
     log = (tmp_path / "dev.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "dev", "--api-port", str(api), "--flower-port", str(flower),
+        [sys.executable, "-m", "commands.cli", "dev", "--api-port", str(api), "--flower-port", str(flower),
          "--emulator-port", str(emu), "--var", str(tmp_path / "var")],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:

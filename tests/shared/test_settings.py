@@ -55,7 +55,7 @@ def test_secret_key_required_outside_dev(settings_env: pytest.MonkeyPatch) -> No
 
 def test_cli_stops_with_one_line_naming_the_setting(tmp_path: object) -> None:
     env = {"PATH": "/usr/bin:/bin", "ENVIRONMENT": "production", "DATABASE_URL": "mysql://nope"}
-    proc = subprocess.run([sys.executable, "-m", "shared.cli", "migrate"], env=env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "commands.cli", "migrate"], env=env, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]

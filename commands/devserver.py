@@ -35,7 +35,7 @@ class Supervisor:
             sys.stdout.flush()
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "shared.cli", *args]
+        cmd = [sys.executable, "-m", "commands.cli", *args]
         proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         self.procs[name] = proc
@@ -124,8 +124,8 @@ def run_dev(*, api_port: int, flower_port: int, emulator_port: int, concurrency:
         _wait_for(lambda: httpx.get(f"https://127.0.0.1:{emulator_port}/_emulator/stats", verify=trust).is_success,
                   30, "the emulator")
         sup.say("dev", "migrating the database")
-        subprocess.run([sys.executable, "-m", "shared.cli", "migrate"], env=env, check=True)
-        from shared.demo import seed_demo
+        subprocess.run([sys.executable, "-m", "commands.cli", "migrate"], env=env, check=True)
+        from commands.demo import seed_demo
 
         key = seed_demo(emulator_root=f"https://127.0.0.1:{emulator_port}", ca_path=str(ca), var=var_dir)
         # Printed before the API starts: whoever sees /healthz answer can already find the key in the output.

@@ -26,7 +26,7 @@ def dev(
     var: Annotated[str, typer.Option(help="directory for the SQLite files, CA and demo state")] = "var",
 ) -> None:
     """Emulator + API + worker + beat + Flower on this machine (SQLite unless the environment says otherwise)."""
-    from shared.devserver import run_dev
+    from commands.devserver import run_dev
 
     raise typer.Exit(run_dev(api_port=api_port, flower_port=flower_port, emulator_port=emulator_port,
                              concurrency=concurrency, var=var))
@@ -51,8 +51,8 @@ def api(
     port: Annotated[int, typer.Option()] = 8000,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
 ) -> None:
-    """The HTTP API alone (several workers: one listening socket per process, see shared/apiserver.py)."""
-    from shared.apiserver import serve
+    """The HTTP API alone (several workers: one listening socket per process, see commands/apiserver.py)."""
+    from commands.apiserver import serve
 
     load_settings()  # fail here, with the variable named, not inside a worker process
     raise typer.Exit(serve(host, port, workers))
