@@ -1,4 +1,4 @@
-"""The HTTP API: `create_app()` builds the FastAPI application (uvicorn api.app:create_app --factory)."""
+"""The HTTP API: `create_app()` builds the FastAPI application (served via commands.apiserver:create_app)."""
 from __future__ import annotations
 
 import gc
@@ -57,7 +57,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # extra thread adds GIL hand-offs. Scale with processes (`provisioner api --workers`), not threads.
     anyio.to_thread.current_default_thread_limiter().total_tokens = get_settings().api_threads
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    publisher = BackgroundPublisher(dispatch.get_publisher())  # the default, worker.canvas.publish
+    publisher = BackgroundPublisher(dispatch.get_publisher())  # the entry point's; none installed: fails here
     # Everything loaded so far (FastAPI, SQLAlchemy, pydantic, the routes) lives as long as the
     # process: out of the collector's sight, a full collection does not walk it in the middle of a request.
     gc.collect()

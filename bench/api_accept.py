@@ -200,7 +200,7 @@ def pct(values: list[float], q: float) -> float:
 # -- the API process ---------------------------------------------------------------------------------------------
 def start_api(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
     # The product's own command, as compose and Kubernetes run it.
-    cmd = [str(Path(sys.executable).with_name("provisioner")), "api", "--host", "127.0.0.1", "--port", str(port),
+    cmd = [sys.executable, "-m", "commands.cli", "api", "--host", "127.0.0.1", "--port", str(port),
            "--workers", str(workers)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
     deadline = time.time() + 30

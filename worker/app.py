@@ -5,10 +5,11 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import beat_init, setup_logging, worker_init
 from kombu import Exchange, Queue
 
 from shared.observability.logging import configure_logging
+from shared.requests import dispatch
 from shared.settings import Settings, get_settings, settings_or_exit
 from worker.queues import DEFAULT_QUEUE, PROVISIONING, QUEUES, ROUTES
 
@@ -93,6 +94,21 @@ def _logging(loglevel: Any = None, **_: Any) -> None:
     settings = get_settings()
     level = logging.getLevelName(loglevel) if isinstance(loglevel, int) else (loglevel or settings.log_level)
     configure_logging(json_lines=settings.log_json, level=str(level))  # `-l` on the command line wins
+
+
+def install_publisher(**_: Any) -> None:
+    """Make this process send the requests the core publishes as Celery chains (worker.canvas.publish)."""
+    from worker.canvas import publish  # canvas imports this module
+
+    dispatch.set_publisher(publish)
+
+
+# A worker publishes (a step's next request, the reconciler's re-drives) however it was started:
+# `provisioner worker|beat` or `celery -A worker.app:app worker` (compose health checks, operators).
+# On these signals rather than in create_app(): the API builds the app lazily, on its first publish,
+# and must keep the publisher it installed itself (api.publishing.BackgroundPublisher).
+worker_init.connect(install_publisher)
+beat_init.connect(install_publisher)
 
 
 def create_app(settings: Settings | None = None) -> Celery:

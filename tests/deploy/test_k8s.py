@@ -13,7 +13,7 @@ import pytest
 import yaml
 from typer.main import get_command
 
-from shared.cli import app as cli_app
+from commands.cli import app as cli_app
 from shared.settings import Settings
 from tests.deploy.keda_schema import REDIS_AUTH_PARAMETERS, SCHEMAS
 from tests.deploy.kustomize import KustomizeError, build

@@ -26,7 +26,7 @@ def pipeline_env(pg_url: str, emulator: RunningEmulator) -> Iterator[dict[str, s
     from shared.db.engine import dispose_engine
     from shared.requests import dispatch
     from shared.settings import reset_settings
-    from worker.app import reset_app
+    from worker.app import install_publisher, reset_app
 
     with pytest.MonkeyPatch.context() as mp:
         for key in ("DATABASE_URL", "BROKER_URL", "REDIS_URL", "ENVIRONMENT", "LEASE_SECONDS", "REDRIVE_AFTER_S"):
@@ -34,8 +34,9 @@ def pipeline_env(pg_url: str, emulator: RunningEmulator) -> Iterator[dict[str, s
         reset_settings()
         reset_app()
         dispose_engine()
-        dispatch.set_publisher(None)
+        install_publisher()  # Celery chains, as the API process sends them
         yield env
+        dispatch.set_publisher(None)
         reset_app()
         dispose_engine()
     reset_settings()

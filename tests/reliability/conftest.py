@@ -68,7 +68,7 @@ def drill(drill_db: str) -> Iterator[Drill]:
     """The workers' environment, and this process set up to publish with the same settings."""
     from shared.requests import dispatch
     from shared.settings import reset_settings
-    from worker.app import reset_app
+    from worker.app import install_publisher, reset_app
 
     with running_emulator() as emulator, pytest.MonkeyPatch.context() as mp:
         env = drill_env(drill_db, emulator)
@@ -77,8 +77,7 @@ def drill(drill_db: str) -> Iterator[Drill]:
         reset_settings()
         reset_app()
         dispose_pooled_engines()
-        publisher = dispatch._publisher
-        dispatch.set_publisher(None)  # worker.canvas.publish, on this process's (drill) settings
+        install_publisher()  # worker.canvas.publish, on this process's (drill) settings
         world = World(drill_db, emulator)
         try:
             yield Drill(env, world, emulator)
@@ -88,5 +87,5 @@ def drill(drill_db: str) -> Iterator[Drill]:
             flush_redis()  # no drill messages or limiter keys left behind
             reset_app()
             dispose_pooled_engines()
-            dispatch.set_publisher(publisher)
+            dispatch.set_publisher(None)
     reset_settings()

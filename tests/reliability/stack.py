@@ -155,7 +155,7 @@ class Stack:
         self.procs[name] = proc
         return proc
 
-    def worker(self, name: str, *, pool: str = "threads", concurrency: int = 4, module: str = "shared.cli",
+    def worker(self, name: str, *, pool: str = "threads", concurrency: int = 4, module: str = "commands.cli",
                env: dict[str, str] | None = None, loglevel: str = "INFO") -> subprocess.Popen[bytes]:
         """`provisioner worker -P threads -c 4 ...` (or `module`, a test bootstrap taking the same options)."""
         args = ["-m", module, "worker", "-P", pool, "-c", str(concurrency), "-Q", "provisioning,polling,sync",
@@ -164,7 +164,7 @@ class Stack:
 
     def beat(self, name: str = "beat", *, loglevel: str = "INFO") -> subprocess.Popen[bytes]:
         """`provisioner beat`, with its own schedule file."""
-        return self._spawn(name, ["-m", "shared.cli", "beat", "--schedule", str(self.logdir / f"{name}-schedule"),
+        return self._spawn(name, ["-m", "commands.cli", "beat", "--schedule", str(self.logdir / f"{name}-schedule"),
                                   "-l", loglevel])
 
     def alive(self, name: str) -> bool:

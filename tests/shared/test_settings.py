@@ -69,8 +69,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("command", [
-    ["-m", "shared.cli", "migrate"],
-    ["-m", "uvicorn", "api.app:create_app", "--factory", "--port", "0"],
+    ["-m", "commands.cli", "migrate"],
+    ["-m", "uvicorn", "commands.apiserver:create_app", "--factory", "--port", "0"],
     ["-m", "celery", "-A", "worker.app:app", "inspect", "ping"],
 ], ids=["provisioner", "uvicorn", "celery"])
 def test_entry_points_stop_with_one_line_naming_the_setting(command: list[str]) -> None:
