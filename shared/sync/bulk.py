@@ -10,17 +10,20 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from shared.db.models import User
+from shared.db.models import User, UserService
+from shared.db.types import new_id
 
 # On PostgreSQL a batch travels as one array parameter per column (`unnest`), never as thousands of
 # parameters: the statement text stays small and constant (psycopg prepares it once), and the plan
 # probes the indexes per value even while the table's statistics still describe it as empty.
 
 USERS = cast(Table, User.__table__)
+SERVICES = cast(Table, UserService.__table__)
+MICROSOFT_ONLINE = "microsoft_online"
 # Columns that differ per imported row; the others are the same for the whole batch.
 _PER_ROW = ("id", "upn", "display_name", "first_name", "last_name", "usage_location", "aliases", "entra_id",
             "entra_upn", "licences", "matched_user_plan_id")
-_SHARED = ("customer_id", "state", "source", "synced_at", "created_at", "updated_at")
+_SHARED = ("customer_id", "state", "source", "entra_origin", "synced_at", "created_at", "updated_at")
 _JSON = frozenset({"aliases", "licences"})
 
 
@@ -85,3 +88,24 @@ def update_users(session: Session, rows: list[dict[str, Any]], columns: tuple[st
     stmt = (update(USERS).where(USERS.c.id == bindparam("b_id"))
             .values({**{name: bindparam("v_" + name) for name in columns}, **same}))
     session.connection().execute(stmt, rows)
+
+
+def provision_services(session: Session, user_ids: list[str], now: Any) -> int:
+    """Give users the sync linked or imported, whose licences match a plan, their Microsoft Online service
+    (provisioned with that plan) when they have none: they count under the hard limits like any other."""
+    if not user_ids:
+        return 0
+    rows = session.execute(
+        select(USERS.c.id, USERS.c.matched_user_plan_id)
+        .where(one_of(session, USERS.c.id, user_ids), USERS.c.matched_user_plan_id.is_not(None),
+               ~select(SERVICES.c.id).where(SERVICES.c.user_id == USERS.c.id,
+                                            SERVICES.c.service == MICROSOFT_ONLINE).exists())).all()
+    if not rows:
+        return 0
+    insert: Any = pg_insert if is_postgres(session) else sqlite_insert
+    values = [{"id": new_id(), "user_id": uid, "service": MICROSOFT_ONLINE, "user_plan_id": plan,
+               "state": "provisioned", "temp_password_enc": None, "request_id": None, "created_at": now,
+               "updated_at": now} for uid, plan in rows]
+    # A provisioning request that started meanwhile keeps its own row.
+    session.execute(insert(SERVICES).on_conflict_do_nothing(index_elements=["user_id", "service"]), values)
+    return len(values)
