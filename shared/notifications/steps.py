@@ -24,7 +24,8 @@ def notify(ctx: StepContext) -> Done:
 
 
 def _user_provisioned(ctx: StepContext) -> bool:
-    """Email the user's details (and the password we set) if configured; the stored password goes now.
+    """Email the user's details if configured: whether the account was created or linked, and the password
+    only when this request set it (created, or reset on request). The stored password goes now.
 
     The email's copy of the password lives, encrypted, in its outbox row until the sender wipes it,
     so the user service never keeps one once the user exists.
@@ -33,12 +34,17 @@ def _user_provisioned(ctx: StepContext) -> bool:
     to = ctx.settings.notify_email_to
     user = ctx.session.get(User, req.user_id) if to else None  # read only when there is an email to write
     if to and user is not None:
+        # A request of the previous release knows only whether it created the user.
+        result = dict(ctx.context.get("result") or {}) or (
+            {"user": "created", "password": "set"} if ctx.context.get("user_created") else {})
+        password_set = result.get("password") == "set"
         held = ctx.session.scalar(select(UserService.temp_password_enc).where(
             UserService.user_id == req.user_id, UserService.temp_password_enc.is_not(None)).limit(1))
-        secret = decrypt(held) if held and ctx.context.get("user_created") else None
+        secret = decrypt(held) if held and password_set else None
         outbox.enqueue(ctx.session, outbox.EMAIL, "user.provisioned",
                        {"request_id": req.id, "user_id": user.id, "to": to, "upn": user.entra_upn or user.upn,
-                        "display_name": user.display_name, "password_included": secret is not None},
+                        "display_name": user.display_name, "user": result.get("user"),
+                        "password": result.get("password"), "password_included": secret is not None},
                        secret=secret)
     finish.forget_held_passwords(ctx.session, req.user_id or "")  # notify calls this only with a user
     return bool(to)
