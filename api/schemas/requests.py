@@ -28,6 +28,15 @@ class RequestLinks(BaseModel):
     self_: str = Field(alias="self")
 
 
+class UserProvisionResult(BaseModel):
+    """What a user.provision request did to the Entra account (known once ensure_user has run)."""
+
+    user: Literal["created", "linked"] = Field(description="created: a new account; linked: one that existed")
+    password: Literal["set", "kept"] = Field(
+        description="set: the temporary password from the 202 answer is the account's password now (a created "
+                    "account, or reset_password); kept: the account keeps the password it had")
+
+
 class RequestPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -48,6 +57,14 @@ class RequestPublic(BaseModel):
     updated_at: datetime
     finished_at: datetime | None
     steps: list[StepPublic]
+    context: dict[str, Any] | None = Field(default=None, exclude=True)  # read for `result`, never shown
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def result(self) -> UserProvisionResult | None:
+        """user.provision: `{"user": "created"|"linked", "password": "set"|"kept"}` once the account is settled."""
+        found = (self.context or {}).get("result")
+        return UserProvisionResult.model_validate(found) if isinstance(found, dict) and found else None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
