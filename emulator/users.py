@@ -12,7 +12,8 @@ from .errors import bad_request
 DEFAULT_PROPERTIES = ("businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
                       "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id")
 REQUIRED_ON_CREATE = ("accountEnabled", "displayName", "mailNickname", "userPrincipalName")
-READ_ONLY = frozenset({"id", "assignedLicenses", "assignedPlans", "proxyAddresses", "createdDateTime"})
+READ_ONLY = frozenset({"id", "assignedLicenses", "assignedPlans", "proxyAddresses", "createdDateTime",
+                       "lastPasswordChangeDateTime"})
 _NULL_PROPERTIES = ("givenName", "surname", "jobTitle", "mail", "mobilePhone", "officeLocation",
                     "preferredLanguage", "usageLocation")
 
@@ -75,7 +76,8 @@ def new_user_data(body: dict[str, Any], created: str) -> dict[str, Any]:
     """Graph's shape for a new user: defaults first, then what the caller sent (minus read-only bits)."""
     data: dict[str, Any] = {"id": str(body.get("id") or uuid.uuid4()), "businessPhones": []}
     data.update(dict.fromkeys(_NULL_PROPERTIES))
-    data.update({"accountEnabled": True, "assignedLicenses": [], "proxyAddresses": [], "createdDateTime": created})
+    data.update({"accountEnabled": True, "assignedLicenses": [], "proxyAddresses": [], "createdDateTime": created,
+                 "lastPasswordChangeDateTime": created})
     for key, value in body.items():
         if key.startswith("@odata") or key in ("id", "passwordProfile"):
             continue

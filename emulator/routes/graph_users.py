@@ -107,6 +107,7 @@ async def update_user(em: Emulator, req: Request) -> Response:
         if isinstance(profile, dict) and profile.get("password"):
             check_password(str(profile["password"]))
             user.password = str(profile["password"])
+            user.data["lastPasswordChangeDateTime"] = iso(time.time())
         upn = body.pop("userPrincipalName", None)
         if upn and upn != user.upn:
             tenant.rename(user, str(upn))

@@ -1,7 +1,9 @@
 """Graph users through plain httpx: Microsoft's shapes, validation errors, seats, mailboxes, GDAP."""
 from __future__ import annotations
 
-from .emulator_world import BASIC_SKU_ID, World, new_user
+import time
+
+from .emulator_world import BASIC_SKU_ID, STRONG_PASSWORD, World, new_user
 
 ADD_BASIC = {"addLicenses": [{"skuId": BASIC_SKU_ID, "disabledPlans": []}], "removeLicenses": []}
 
@@ -164,7 +166,7 @@ def test_member_of_lists_directory_roles_in_graphs_shape(world: World) -> None:
     assert graph.get("/v1.0/users/nobody@contoso.com/memberOf").status_code == 404
 
 
-def test_created_date_time_and_re_enabling_an_account(world: World) -> None:
+def test_created_date_time_re_enabling_and_the_last_password_change(world: World) -> None:
     graph = world.graph()
     user = graph.post("/v1.0/users", json=new_user("dan@contoso.com", usageLocation="NL")).json()
     read = graph.get(f"/v1.0/users/{user['id']}", params={"$select": "id,createdDateTime,accountEnabled"}).json()
@@ -174,6 +176,16 @@ def test_created_date_time_and_re_enabling_an_account(world: World) -> None:
     assert enabled()["accountEnabled"] is False
     assert graph.patch(f"/v1.0/users/{user['id']}", json={"accountEnabled": True}).status_code == 204
     assert enabled()["accountEnabled"] is True
+    changed = lambda: graph.get(f"/v1.0/users/{user['id']}",  # noqa: E731
+                                params={"$select": "lastPasswordChangeDateTime"}).json()["lastPasswordChangeDateTime"]
+    first = changed()
+    assert first == read["createdDateTime"]
+    time.sleep(1.1)  # Graph's timestamps count whole seconds here
+    assert graph.patch(f"/v1.0/users/{user['id']}", json={"displayName": "Dan"}).status_code == 204
+    assert changed() == first
+    assert graph.patch(f"/v1.0/users/{user['id']}", json={"passwordProfile": {
+        "password": STRONG_PASSWORD + "2", "forceChangePasswordNextSignIn": True}}).status_code == 204
+    assert changed() > first
 
 
 def test_every_exchange_plan_with_a_mailbox_gives_one(world: World) -> None:
