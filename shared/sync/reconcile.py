@@ -61,6 +61,7 @@ class _Plan:
     stamps: list[str] = field(default_factory=list)
     inserts: list[dict[str, Any]] = field(default_factory=list)
     differences: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
+    plans: dict[str, str] = field(default_factory=dict)  # user id -> the plan its licences match
 
 
 def _clip(name: str, value: Any) -> Any:
@@ -204,6 +205,8 @@ class Reconciler:
             wanted[name] = value
         if row.entra_id != entra["entra_id"]:
             wanted["entra_origin"] = SYNCED  # linked now, by the sync
+        if wanted["matched_user_plan_id"]:
+            plan.plans[row.id] = wanted["matched_user_plan_id"]
         if wanted != current:
             plan.updates.append({"b_id": row.id, **{"v_" + k: v for k, v in wanted.items()}})
             counts.updated += 1
@@ -239,10 +242,12 @@ class Reconciler:
             session.execute(update(USERS).where(bulk.one_of(session, USERS.c.id, plan.stamps))
                             .values(synced_at=now, updated_at=USERS.c.updated_at))
         # A UPN already held by a local user linked to another, live Entra user is not imported.
-        counts.created += bulk.insert_users(session, plan.inserts)
+        inserted = bulk.insert_users(session, plan.inserts)
+        counts.created += len(inserted)
+        matched = {r["id"]: r["matched_user_plan_id"] for r in plan.inserts if r["matched_user_plan_id"]}
         # Linked and imported users with a matching plan are provisioned users, counted like the others.
-        bulk.provision_services(session, [*(u["b_id"] for u in plan.updates), *plan.stamps,
-                                          *(r["id"] for r in plan.inserts)], now)
+        bulk.provision_services(session, {**plan.plans, **{uid: matched[uid] for uid in inserted if uid in matched}},
+                                now)
         if plan.differences:
             audit.record_many(session, "sync", "user.sync.differs", "user", plan.differences)
 

@@ -19,6 +19,8 @@ from shared.users.subject import plan_of, service_of, user_of
 
 def _check_hard_limit(ctx: StepContext, enablement: PlanEnablement, user: User) -> None:
     """shared.plans.limits' rule, for the key that created the request; one checker at a time per plan."""
+    if enablement.hard_limit is None:
+        return  # no limit: no need to know who asked (a query per user)
     try:
         limits.enforce(ctx.session, user.customer_id, Counter({enablement.user_plan_id: 1}),
                        {enablement.user_plan_id: enablement.hard_limit},
