@@ -36,7 +36,8 @@ def _dump_tenant(t: Tenant) -> dict[str, Any]:
         "skus": [{"part_number": s.part_number, "sku_id": s.sku_id, "units": s.units, "plans": s.plans,
                   "consumed": s.consumed} for s in t.skus.values()],
         "users": [{"data": u.data, "seq": u.seq, "created_seq": u.created_seq, "visible_at": u.visible_at,
-                   "mailbox": u.mailbox, "mailbox_ready_at": u.mailbox_ready_at, "password": u.password}
+                   "mailbox": u.mailbox, "mailbox_ready_at": u.mailbox_ready_at, "password": u.password,
+                   "roles": u.roles}
                   for u in t.users.values()],
         "tombstones": t.tombstones, "timers": t.timers,
     }
@@ -60,6 +61,7 @@ def load(data: dict[str, Any]) -> tuple[World, dict[str, Any]]:
             user = User(u["data"], seq=u["seq"], visible_at=u["visible_at"], password=u["password"])
             user.created_seq, user.mailbox = u["created_seq"], u["mailbox"]
             user.mailbox_ready_at = u["mailbox_ready_at"]
+            user.roles = list(u.get("roles") or [])
             tenant.users[user.id] = user
             tenant.by_upn[user.upn.lower()] = user.id
         tenant.tombstones = dict(raw["tombstones"])

@@ -5,13 +5,15 @@ import re
 import uuid
 from typing import Any
 
+from . import catalog
 from .errors import bad_request
 
 # Properties Graph v1.0 returns for a user when the caller sends no $select.
 DEFAULT_PROPERTIES = ("businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
                       "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id")
 REQUIRED_ON_CREATE = ("accountEnabled", "displayName", "mailNickname", "userPrincipalName")
-READ_ONLY = frozenset({"id", "assignedLicenses", "assignedPlans", "proxyAddresses", "createdDateTime"})
+READ_ONLY = frozenset({"id", "assignedLicenses", "assignedPlans", "proxyAddresses", "createdDateTime",
+                       "lastPasswordChangeDateTime"})
 _NULL_PROPERTIES = ("givenName", "surname", "jobTitle", "mail", "mobilePhone", "officeLocation",
                     "preferredLanguage", "usageLocation")
 
@@ -26,7 +28,7 @@ _PASSWORD_CLASSES = (re.compile(r"[a-z]"), re.compile(r"[A-Z]"), re.compile(r"[0
 class User:
     """Graph properties in `data` (Graph's own names), plus what only the emulator needs to know."""
 
-    __slots__ = ("created_seq", "data", "mailbox", "mailbox_ready_at", "password", "seq", "visible_at")
+    __slots__ = ("created_seq", "data", "mailbox", "mailbox_ready_at", "password", "roles", "seq", "visible_at")
 
     def __init__(self, data: dict[str, Any], *, seq: int, visible_at: float, password: str | None) -> None:
         self.data = data
@@ -36,6 +38,7 @@ class User:
         self.password = password
         self.mailbox = "none"
         self.mailbox_ready_at = 0.0
+        self.roles: list[str] = []  # template ids of the directory roles the user is a member of
 
     @property
     def id(self) -> str:
@@ -53,14 +56,28 @@ class User:
         return {name: data.get(name) for name in (properties or DEFAULT_PROPERTIES)}
 
     def control_view(self) -> dict[str, Any]:
-        return {**self.data, "mailbox": self.mailbox}
+        return {**self.data, "mailbox": self.mailbox, "directory_roles": list(self.roles)}
+
+
+def role_templates(names: Any) -> list[str]:
+    """Control API `directory_roles` (display names or template ids) as template ids; ValueError if unknown."""
+    if not isinstance(names, list):
+        raise ValueError("directory_roles must be a list of role names or template ids")
+    found = []
+    for name in names:
+        template = catalog.role_template(str(name))
+        if template is None:
+            raise ValueError(f"unknown directory role {name!r}")
+        found.append(template)
+    return list(dict.fromkeys(found))
 
 
 def new_user_data(body: dict[str, Any], created: str) -> dict[str, Any]:
     """Graph's shape for a new user: defaults first, then what the caller sent (minus read-only bits)."""
     data: dict[str, Any] = {"id": str(body.get("id") or uuid.uuid4()), "businessPhones": []}
     data.update(dict.fromkeys(_NULL_PROPERTIES))
-    data.update({"accountEnabled": True, "assignedLicenses": [], "proxyAddresses": [], "createdDateTime": created})
+    data.update({"accountEnabled": True, "assignedLicenses": [], "proxyAddresses": [], "createdDateTime": created,
+                 "lastPasswordChangeDateTime": created})
     for key, value in body.items():
         if key.startswith("@odata") or key in ("id", "passwordProfile"):
             continue

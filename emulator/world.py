@@ -11,7 +11,7 @@ from . import catalog
 from .clock import iso
 from .errors import ApiError
 from .tenant import GDAP_STATES, Tenant
-from .users import new_user_data
+from .users import new_user_data, role_templates
 
 # Delta and paging cursors are kept server-side; the oldest are forgotten, like Microsoft's expire.
 MAX_CURSORS = 20_000
@@ -120,8 +120,13 @@ class World:
             raise ApiError(400, "invalid", "each user needs a userPrincipalName")
         body = {"displayName": body["userPrincipalName"].split("@")[0],
                 "mailNickname": body["userPrincipalName"].split("@")[0], **body}
-        data = new_user_data({k: v for k, v in body.items() if k != "mailbox"}, iso(now))
+        try:
+            roles = role_templates(body.get("directory_roles") or [])
+        except ValueError as exc:
+            raise ApiError(400, "invalid", str(exc)) from None
+        data = new_user_data({k: v for k, v in body.items() if k not in ("mailbox", "directory_roles")}, iso(now))
         user = tenant.add_user(data, now=now, lag=0, password=None, require_verified=False)
+        user.roles = roles
         try:
             tenant.consume_seats(user)
         except ApiError:

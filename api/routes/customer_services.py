@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.deps import NO_QUERY, IdemDep, IdPath, PrincipalDep, UowDep, answer
+from api.deps import NO_QUERY, IdemDep, IdPath, PrincipalDep, UowDep, answer, json
 from api.problems import responses
 from api.schemas import customers as sch
 from api.schemas import requests as rq
+from shared.customers import microsoft_online as enabled
 from shared.customers import onboard, plans, tenant
 from shared.users.bulk import BulkUser
 
@@ -22,10 +23,17 @@ def connect_tenant(customer_id: IdPath, body: sch.AzureAdCustomerUpdate, who: Pr
         new_tenant=body.new_tenant.to_new_tenant() if body.new_tenant else None, idem=idem, present=rq.present))
 
 
+@router.get("/services/microsoft-online", response_model=sch.MicrosoftOnlineCustomerPublic,
+            summary="The customer's Microsoft Online service: its state and enabled plans with hard limits, users "
+                    "in use and free seats")
+def microsoft_online(customer_id: IdPath, who: PrincipalDep, uow: UowDep) -> Response:
+    return json(sch.microsoft_online_public(enabled.microsoft_online(uow, who, customer_id)))
+
+
 @router.put("/services/microsoft-online", status_code=202, response_model=rq.RequestPublic,
-            responses=responses(403, 409),
+            responses=responses(403, 409, 502, 503),
             summary="Enable user plans (409 tenant_not_connected, service_dependency, plan_not_enabled, "
-                    "mca_not_signed)")
+                    "mca_not_signed, sku_not_in_tenant)")
 def enable_plans(customer_id: IdPath, body: sch.MicrosoftOnlineCustomerUpdate, who: PrincipalDep, uow: UowDep,
                  idem: IdemDep) -> Response:
     return answer(plans.enable_plans(uow, who, customer_id, body.choices(), idem=idem, present=rq.present))

@@ -53,15 +53,18 @@ def get_user(user_id: IdPath, who: PrincipalDep, uow: UowDep) -> Response:
 
 @router.put("/users/{user_id}/services/microsoft-online", status_code=202, response_model=sch.ProvisionAccepted,
             responses=CHECKS, dependencies=[NO_QUERY],
-            summary="Provision the user with a plan; 409 tenant_not_connected, mca_not_signed, plan_not_enabled, "
-                    "plan_limit_reached, no_free_licences (checked in that order)")
+            summary="Provision the user with a plan (or change its plan); 409 tenant_not_connected, mca_not_signed, "
+                    "request_in_progress, adoption_requires_reseller, plan_not_enabled, plan_limit_reached (customer "
+                    "keys), no_free_licences (checked in that order)")
 def provision(user_id: IdPath, body: sch.ProvisionUpdate, who: PrincipalDep, uow: UowDep, idem: IdemDep) -> Response:
     return answer(provisioning.provision_user(uow, who, user_id, body.user_plan_id, idem=idem,
-                                              present=_present_provisioning))
+                                              present=_present_provisioning, reset_password=body.reset_password))
 
 
 @router.delete("/users/{user_id}/services/microsoft-online", status_code=202, response_model=rq.RequestPublic,
-               responses=CHECKS, summary="Deprovision: remove licences, then disable (or delete) the user")
+               responses=CHECKS, summary="Deprovision: remove licences, then disable (or delete) the user; 409 "
+                                         "adoption_requires_reseller for a customer key on an account the engine "
+                                         "did not create")
 def deprovision(user_id: IdPath, who: PrincipalDep, uow: UowDep, idem: IdemDep,
                 query: Annotated[sch.DeprovisionQuery, Query()]) -> Response:
     return answer(provisioning.deprovision_user(uow, who, user_id, delete_user=query.delete_user, idem=idem,
@@ -69,4 +72,5 @@ def deprovision(user_id: IdPath, who: PrincipalDep, uow: UowDep, idem: IdemDep,
 
 
 def _present_provisioning(result: provisioning.Provisioning) -> dict[str, object]:
-    return {"request": rq.present(result.request), "temporary_password": result.temporary_password}
+    return {"request": rq.present(result.request), "temporary_password": result.temporary_password,
+            "temporary_password_applies": result.password_applies}

@@ -11,6 +11,7 @@ from api.schemas.common import ID_PATTERN, Id, Input, Name, PageQuery, QueryPara
 from api.schemas.requests import RequestPublic
 from api.schemas.users import BULK_SCHEMA_MAX, BulkUserSpec, Country, ProvisionedUser, present_new_users
 from shared.agreements.contact import contact_view
+from shared.customers.microsoft_online import MicrosoftOnlineView
 from shared.customers.onboard import Onboarding
 from shared.customers.plans import PlanChoice
 from shared.customers.service import CustomerView
@@ -150,6 +151,27 @@ class MicrosoftOnlineCustomerUpdate(Input):
 
     def choices(self) -> list[PlanChoice]:
         return [PlanChoice(p.user_plan_id, p.hard_limit) for p in self.plans]
+
+
+class EnabledPlanPublic(BaseModel):
+    user_plan_id: str
+    name: str
+    hard_limit: int | None = Field(description="Users a customer key may provision itself; null: no limit")
+    in_use: int = Field(description="Users provisioned or being provisioned under the plan")
+    free_seats: int | None = Field(description="Seats left for the plan: its scarcest SKU, by the last counts read "
+                                               "less seats held for pending requests; null for a plan without SKUs")
+
+
+class MicrosoftOnlineCustomerPublic(BaseModel):
+    state: str = Field(description="pending | provisioning | provisioned | failed")
+    plans: list[EnabledPlanPublic] = Field(description="The user plans enabled for the customer")
+
+
+def microsoft_online_public(view: MicrosoftOnlineView) -> dict[str, Any]:
+    return MicrosoftOnlineCustomerPublic(
+        state=view.state, plans=[EnabledPlanPublic(user_plan_id=p.user_plan_id, name=p.name, hard_limit=p.hard_limit,
+                                                   in_use=p.in_use, free_seats=p.free_seats) for p in view.plans],
+    ).model_dump(mode="json")
 
 
 class OnboardCreate(_TenantChoice):

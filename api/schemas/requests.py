@@ -34,6 +34,15 @@ class RequestLinks(BaseModel):
     self_: str = Field(alias="self")
 
 
+class UserProvisionResult(BaseModel):
+    """What a user.provision request did to the Entra account (known once ensure_user has run)."""
+
+    user: Literal["created", "linked"] = Field(description="created: a new account; linked: one that existed")
+    password: Literal["set", "kept"] = Field(
+        description="set: the temporary password from the 202 answer is the account's password now (a created "
+                    "account, or reset_password); kept: the account keeps the password it had")
+
+
 class RequestPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -54,10 +63,18 @@ class RequestPublic(BaseModel):
     updated_at: datetime
     finished_at: datetime | None
     steps: list[StepPublic]
-    result: dict[str, Any] | None = Field(
-        default=None, description="What the request produced, on `GET /v1/requests/{id}`. A new tenant: "
-        "`{tenant: {tenant_id, domain, created, admin_user_name, admin_password}}`; `admin_password` is shown "
-        "once, to the first reseller or operator read after Partner Center created the tenant, then null")
+    context: dict[str, Any] | None = Field(default=None, exclude=True)  # read for `result`, never shown
+
+    @computed_field(description=(  # type: ignore[prop-decorator]
+        "What the request produced. user.provision, once the account is settled: `{user: created|linked, "
+        "password: set|kept}` (set: the temporary password of the 202 answer is the account's password now). "
+        "A new tenant, on `GET /v1/requests/{id}`: `{tenant: {tenant_id, domain, created, admin_user_name, "
+        "admin_password}}`; `admin_password` is shown once, to the first reseller or operator read after "
+        "Partner Center created the tenant, then null"))
+    @property
+    def result(self) -> UserProvisionResult | None:
+        found = (self.context or {}).get("result")
+        return UserProvisionResult.model_validate(found) if isinstance(found, dict) and found else None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -94,6 +111,8 @@ def present(req: Any) -> dict[str, Any]:
 
 
 def present_detail(detail: Any) -> dict[str, Any]:
+    """A request with what only its own page shows (a new tenant's admin credentials, once)."""
     body = present(detail.request)
-    body["result"] = detail.result
+    if detail.result is not None:
+        body["result"] = {**(body.get("result") or {}), **detail.result}
     return body

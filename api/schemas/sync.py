@@ -12,7 +12,8 @@ from api.schemas.common import Input
 class SyncPolicyUpdate(Input):
     enabled: bool
     interval_minutes: int = Field(ge=5, le=10080)
-    import_unknown_users: bool = False
+    import_unknown_users: bool = Field(default=True, description="Import the Entra users the engine does not "
+                                                                 "know (the guide: a sync retrieves all users)")
     master: Literal["local", "microsoft"] = Field(default="microsoft",
                                                   description="Whose values win when both changed")
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, WithJsonSchema, model_validator
 
@@ -68,6 +68,15 @@ class UsersBulkCreate(Input):
 
 class ProvisionUpdate(Input):
     user_plan_id: Id
+    reset_password: bool = Field(default=False, description="Set the temporary password on an account that "
+                                                            "exists too (it must change it at the next sign-in); "
+                                                            "without it an existing account keeps its password")
+
+
+PasswordApplies = Literal["if_created", "always"]
+_APPLIES = ("When `temporary_password` becomes the account's password: `if_created` only if the pipeline creates "
+            "the account (an existing one keeps its own; see the finished request's `result.password`), "
+            "`always` with reset_password")
 
 
 class UserListQuery(PageQuery):
@@ -97,9 +106,12 @@ class UserPublic(BaseModel):
     usage_location: str | None
     aliases: list[str]
     state: str
-    source: str
+    source: str = Field(description="local | imported (by the sync) | adopted (an account that existed, linked)")
     entra_id: str | None
     entra_upn: str | None
+    entra_origin: str | None = Field(default=None, description="How the engine holds the Entra account: created, "
+                                                               "adopted (it existed; linked under a reseller or "
+                                                               "operator key) or synced (linked by the sync)")
     licences: list[str] = Field(description="SKU part numbers seen on the Entra user")
     created_at: datetime
     microsoft_online: UserServicePublic | None
@@ -112,13 +124,15 @@ class UserList(BaseModel):
 
 class ProvisionAccepted(BaseModel):
     request: RequestPublic
-    temporary_password: str = Field(description="Shown here only, once")
+    temporary_password: str = Field(description="Shown here only, once; applies as `temporary_password_applies` says")
+    temporary_password_applies: PasswordApplies = Field(description=_APPLIES)
 
 
 class ProvisionedUser(BaseModel):
     user: UserPublic
     request: RequestPublic
     temporary_password: str
+    temporary_password_applies: PasswordApplies = Field(default="if_created", description=_APPLIES)
 
 
 class BulkAccepted(BaseModel):
@@ -132,6 +146,7 @@ def user_public(view: UserView) -> UserPublic:
         id=u.id, customer_id=u.customer_id, upn=u.upn, first_name=u.first_name, last_name=u.last_name,
         display_name=u.display_name, usage_location=u.usage_location, aliases=list(u.aliases or []),
         state=u.state, source=u.source, entra_id=u.entra_id, entra_upn=u.entra_upn,
+        entra_origin=getattr(u, "entra_origin", None),
         licences=list(u.licences or []), created_at=u.created_at,
         microsoft_online=UserServicePublic(state=s.state, user_plan_id=s.user_plan_id, request_id=s.request_id)
         if s is not None else None)
@@ -146,7 +161,7 @@ def present_new_users(items: list[NewUser]) -> list[dict[str, Any]]:
     for item in items:
         request = RequestPublic.model_validate(item.request).model_dump(mode="json", by_alias=True)
         out.append({"user": present(UserView(item.user, item.service)), "request": request,
-                    "temporary_password": item.temporary_password})
+                    "temporary_password": item.temporary_password, "temporary_password_applies": "if_created"})
     return out
 
 

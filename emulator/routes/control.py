@@ -8,7 +8,7 @@ from ..clock import iso
 from ..errors import ApiError
 from ..http import Request, Response, empty, json_response, route
 from ..tenant import Tenant
-from ..users import new_user_data
+from ..users import new_user_data, role_templates
 
 if TYPE_CHECKING:
     from ..app import Emulator
@@ -74,6 +74,11 @@ async def patch_user(em: Emulator, req: Request) -> Response:
         if user is None:
             raise ApiError(404, "not_found", f"no user {req.params['user']}")
         mailbox = body.pop("mailbox", None)
+        if "directory_roles" in body:
+            try:
+                user.roles = role_templates(body.pop("directory_roles"))
+            except ValueError as exc:
+                raise ApiError(400, "invalid", str(exc)) from None
         upn = body.pop("userPrincipalName", None)
         if upn and upn != user.upn:
             if tenant.by_upn.get(str(upn).lower(), user.id) != user.id:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..catalog import DIRECTORY_ROLES, stable_guid
 from ..clock import iso
 from ..errors import ApiError, bad_request, not_found
 from ..http import Request, Response, empty, json_response, route
@@ -106,6 +107,7 @@ async def update_user(em: Emulator, req: Request) -> Response:
         if isinstance(profile, dict) and profile.get("password"):
             check_password(str(profile["password"]))
             user.password = str(profile["password"])
+            user.data["lastPasswordChangeDateTime"] = iso(time.time())
         upn = body.pop("userPrincipalName", None)
         if upn and upn != user.upn:
             tenant.rename(user, str(upn))
@@ -142,6 +144,17 @@ async def assign_license(em: Emulator, req: Request) -> Response:
     return _entity(req, user, None)
 
 
+async def member_of(em: Emulator, req: Request) -> Response:
+    """The user's direct memberships: here its directory roles, as Graph's directoryRole objects."""
+    tenant = guard.graph_tenant(em, req)
+    user = _visible_user(tenant, req.params["id"], time.time())
+    roles = [{"@odata.type": "#microsoft.graph.directoryRole", "id": stable_guid("role", f"{tenant.tenant_id}:{tid}"),
+              "deletedDateTime": None, "description": DIRECTORY_ROLES[tid][1], "displayName": DIRECTORY_ROLES[tid][0],
+              "roleTemplateId": tid} for tid in user.roles]
+    return json_response({"@odata.context": f"{req.root}/v1.0/$metadata#directoryObjects", "value": roles},
+                         content_type=GRAPH_JSON)
+
+
 async def mailbox_settings(em: Emulator, req: Request) -> Response:
     tenant = guard.graph_tenant(em, req)
     user = _visible_user(tenant, req.params["id"], time.time())
@@ -169,4 +182,5 @@ ROUTES = [
     route("DELETE", "/v1.0/users/{id}", delete_user, "graph"),
     route("POST", "/v1.0/users/{id}/assignLicense", assign_license, "graph"),
     route("GET", "/v1.0/users/{id}/mailboxSettings", mailbox_settings, "graph"),
+    route("GET", "/v1.0/users/{id}/memberOf", member_of, "graph"),
 ]

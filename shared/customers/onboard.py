@@ -14,11 +14,12 @@ from shared.db.models import ProvisioningRequest
 from shared.db.uow import UnitOfWork
 from shared.errors import StateConflict
 from shared.idempotency import Answer, Idempotency, answer_once
+from shared.plans import limits as hard_limits
 from shared.providers.service import AZURE_AD, MICROSOFT_ONLINE
 from shared.requests import kinds
 from shared.requests.dispatch import publish_after_commit
 from shared.requests.service import create_request, ref
-from shared.users import bulk, checks, rows
+from shared.users import bulk, rows
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,9 @@ def onboard(uow: UnitOfWork, who: Principal, customer_id: str, *, customer_plan_
         if outside:
             raise StateConflict("plan_not_enabled", f"user plan(s) {', '.join(outside)} are not among the plans "
                                                     "this onboarding enables", user_plan_ids=outside)
-        used = checks.plans_in_use(s, customer.id, list(wanted))
-        for plan, n in wanted.items():
-            limit = limits[plan]
-            if limit is not None and used.get(plan, 0) + n > limit:
-                raise StateConflict("plan_limit_reached", f"user plan {plan} allows {limit} user(s); "
-                                    f"{used.get(plan, 0) + n} asked", user_plan_id=plan, hard_limit=limit)
+        # The hard limits bind a customer's own keys only (shared.plans.limits), and onboarding needs a
+        # reseller's or operator's: asked all the same, so the rule has one home.
+        hard_limits.enforce(s, customer.id, wanted, limits, role=who.role)
         bulk.existing_upns(s, customer.id, users)
         record_choices(s, customer.id, plans)
         params = {**connection_params(customer_plan_id, tenant_id, new_tenant), **plan_params(plans)}

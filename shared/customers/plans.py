@@ -12,8 +12,9 @@ from shared import audit, guards
 from shared.auth import scope
 from shared.auth.principal import Principal
 from shared.customers import context
+from shared.customers.licences import refresh_skus
 from shared.customers.tenant import service_row
-from shared.db.models import PlanEnablement, ProviderUserPlan, ProvisioningRequest
+from shared.db.models import PlanEnablement, ProviderUserPlan, ProvisioningRequest, TenantSku, UserPlanLicence
 from shared.db.uow import UnitOfWork
 from shared.errors import StateConflict
 from shared.idempotency import Answer, Idempotency, answer_once
@@ -21,6 +22,7 @@ from shared.providers.service import MICROSOFT_ONLINE, PROVISIONED, provider_ser
 from shared.requests import kinds
 from shared.requests.dispatch import publish_after_commit
 from shared.requests.service import create_request, ref
+from shared.seats import free
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,8 @@ class PlanChoice:
 
 def enable_plans(uow: UnitOfWork, who: Principal, customer_id: str, plans: Sequence[PlanChoice], *,
                  idem: Idempotency | None, present: Callable[[ProvisioningRequest], Any]) -> Answer:
-    """Checks in order: tenant connected, reseller's Microsoft Online, plans offered, MCA; then the request.
+    """Checks in order: tenant connected, reseller's Microsoft Online, plans offered, MCA, the plans' SKUs in
+    the tenant; then the request.
 
     The listed plans are recorded (new ones stay disabled until the pipeline enables them, known
     ones keep their state and take the new hard limit); plans not listed are disabled now.
@@ -44,6 +47,7 @@ def enable_plans(uow: UnitOfWork, who: Principal, customer_id: str, plans: Seque
         ctx.require_connected()
         check_offered(s, ctx.service_provider_id, plans)
         ctx.require_mca(s)
+        check_skus_in_tenant(s, ctx, [p.user_plan_id for p in plans])
         service = service_row(s, customer_id, MICROSOFT_ONLINE)
         guards.no_active_request(s, service.request_id, "the customer's Microsoft Online service")
         record_choices(s, customer_id, plans)
@@ -72,6 +76,35 @@ def check_offered(s: Session, provider_id: str, plans: Sequence[PlanChoice]) -> 
     if missing:
         raise StateConflict("plan_not_enabled", f"user plan(s) {', '.join(missing)} are not offered by the reseller",
                             user_plan_ids=missing)
+
+
+def check_skus_in_tenant(s: Session, ctx: context.CustomerContext, plan_ids: Sequence[str]) -> None:
+    """409 sku_not_in_tenant naming each SKU of the plans the tenant has no subscription for (counts read
+    live when the stored ones lack one), rather than failing every user later for want of seats."""
+    parts = _plan_skus(s, plan_ids)
+    wanted = [p for plan in plan_ids for p in parts.get(plan, [])]
+    if free.missing_skus(_tenant_skus(s, ctx.customer_id), wanted):
+        refresh_skus(s, ctx.service_provider_id, ctx.customer_id, ctx.require_connected())
+    missing = free.missing_skus(_tenant_skus(s, ctx.customer_id), wanted)
+    if missing:
+        plans = [plan for plan in plan_ids if set(parts.get(plan, [])) & set(missing)]
+        raise StateConflict("sku_not_in_tenant", f"the customer's tenant has no subscription for "
+                                                 f"{', '.join(missing)} (user plan(s) {', '.join(plans)})",
+                            skus=missing, user_plan_ids=plans)
+
+
+def _plan_skus(s: Session, plan_ids: Sequence[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for plan, part in s.execute(select(UserPlanLicence.user_plan_id, UserPlanLicence.sku_part_number)
+                                .where(UserPlanLicence.user_plan_id.in_(list(plan_ids)))):
+        found.setdefault(plan, []).append(part)
+    return found
+
+
+def _tenant_skus(s: Session, customer_id: str) -> list[str]:
+    # A SKU the sync no longer saw keeps its row with no seats: the tenant does not have it any more.
+    return list(s.scalars(select(TenantSku.sku_part_number).where(
+        TenantSku.customer_id == customer_id, (TenantSku.total > 0) | (TenantSku.consumed > 0))))
 
 
 def record_choices(s: Session, customer_id: str, plans: Sequence[PlanChoice]) -> None:

@@ -86,6 +86,11 @@ class GraphClient:
     def delete_user(self, user_id: str) -> None:
         self._call("DELETE", f"/users/{_segment(user_id)}")
 
+    def member_of(self, user_id: str) -> list[dict[str, Any]]:
+        """The groups, directory roles and administrative units the user is a direct member of, each with
+        its `@odata.type` (`#microsoft.graph.directoryRole` for a role)."""
+        return self._get_all(f"/users/{_segment(user_id)}/memberOf")
+
     def assign_licences(self, user_id: str, add: Sequence[Mapping[str, Any]],
                         remove: Sequence[str]) -> dict[str, Any]:
         # Graph requires both arrays, even when one is empty. Assigning is a set operation: repeatable.

@@ -50,10 +50,18 @@ def _content(topic: str, payload: dict[str, Any], password: str | None) -> tuple
     if topic == USER_PROVISIONED:
         upn = payload.get("upn") or "(unknown user)"
         lines = [f"The user {payload.get('display_name') or upn} <{upn}> is provisioned in Microsoft 365.", ""]
-        if password:
+        if payload.get("user") == "linked":
+            lines += ["Its existing Microsoft 365 account was linked (no new account was created).", ""]
+        elif payload.get("user") == "created":
+            lines += ["A new Microsoft 365 account was created for it.", ""]
+        # A password is shown only when this request set it: a linked account keeps its own.
+        password_set = payload.get("password") == "set" or (payload.get("password") is None and password)
+        if password and password_set:
             lines += [f"Temporary password: {password}",
                       "The user must change it at the first sign-in. This email is its only copy: "
                       "the provisioner does not keep it.", ""]
+        elif payload.get("password") == "kept":
+            lines += ["Its password was not changed: the user signs in with the password it already has.", ""]
         lines.append(f"Request: {payload.get('request_id')}")
         return f"User provisioned: {upn}", "\n".join(lines) + "\n"
     kind, request_id = payload.get("kind") or "request", payload.get("request_id")

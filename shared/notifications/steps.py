@@ -35,14 +35,18 @@ def notify(ctx: StepContext) -> Done:
 
 def _user_provisioned(ctx: StepContext, details: dict[str, Any],
                       password_wanted: bool) -> tuple[dict[str, Any], str | None]:
-    """The user's details for the email, and the password only when the engine set it (a user it created)
-    and someone may read it."""
+    """The user's details for the email (the account created or linked, its password set or kept), and the
+    password only when this request set it (created, or reset on request) and someone may read it."""
     req = ctx.request
     user = ctx.session.get(User, req.user_id)
     if user is None:
         return details, None
-    details = {**details, "user_id": user.id, "upn": user.entra_upn or user.upn, "display_name": user.display_name}
-    if not password_wanted or not ctx.context.get("user_created"):
+    # A request of the previous release knows only whether it created the user.
+    result = dict(ctx.context.get("result") or {}) or (
+        {"user": "created", "password": "set"} if ctx.context.get("user_created") else {})
+    details = {**details, "user_id": user.id, "upn": user.entra_upn or user.upn, "display_name": user.display_name,
+               "user": result.get("user"), "password": result.get("password")}
+    if not password_wanted or result.get("password") != "set":
         return details, None
     held = ctx.session.scalar(select(UserService.temp_password_enc).where(
         UserService.user_id == req.user_id, UserService.temp_password_enc.is_not(None)).limit(1))

@@ -98,8 +98,10 @@ def on_blocked(session: Session, req: ProvisioningRequest) -> None:
 
 
 def _forget_password_once_created(session: Session, req: ProvisioningRequest) -> None:
-    # Before the user exists a retry still needs the password; once created it never will.
-    if req.kind != kinds.USER_PROVISION or not req.user_id or not (req.context or {}).get("user_created"):
+    # Before the user exists a retry still needs the password; once created (or set by a reset) it never will.
+    context = req.context or {}
+    if req.kind != kinds.USER_PROVISION or not req.user_id or not (
+            context.get("user_created") or (context.get("result") or {}).get("password") == "set"):
         return
     forget_held_passwords(session, req.user_id)
 

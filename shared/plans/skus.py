@@ -13,12 +13,9 @@ from shared.db.models import TenantSku
 MAILBOX_PLANS = {
     "9aaf7827-d63c-4b61-89c3-182f06f82e5c": "EXCHANGE_S_STANDARD",
     "efb87545-963c-4e0d-99df-69c6916d9eb0": "EXCHANGE_S_ENTERPRISE",
-    "4a82b400-a79f-41a4-b4e2-e94f5787b113": "EXCHANGE_S_DESKLESS",  # Exchange Online Kiosk has a mailbox too
+    "4a82b400-a79f-41a4-b4e2-e94f5787b113": "EXCHANGE_S_DESKLESS",  # Exchange Online Kiosk
+    "1126bef5-da20-4f07-b45e-ad25d2581aa8": "EXCHANGE_S_ESSENTIALS",  # Exchange Online Essentials
 }
-
-
-def free_seats(sku: dict[str, Any]) -> int:
-    return int((sku.get("prepaidUnits") or {}).get("enabled", 0)) - int(sku.get("consumedUnits", 0))
 
 
 def by_part_number(skus: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from shared.db.models import SeatHold, SeatReservation, TenantSku
 from shared.db.types import utcnow
+from shared.seats.free import free_seats
 
 HELD, CONSUMED, RELEASED = "held", "consumed", "released"
 
@@ -25,7 +26,7 @@ class SkuSeats:
 
     @property
     def free(self) -> int:
-        return self.total - self.consumed - self.reserved
+        return free_seats(self.total, self.consumed, self.reserved)
 
 
 def held_counts(session: Session, customer_id: str) -> dict[str, int]:
@@ -110,6 +111,21 @@ def licences_removed(session: Session, customer_id: str, sku_part_numbers: Itera
         session.execute(update(TenantSku).where(TenantSku.customer_id == customer_id,
                                                 TenantSku.sku_part_number == sku, TenantSku.consumed > 0)
                         .values(consumed=TenantSku.consumed - 1))
+
+
+def assigned_by_engine(session: Session, user_id: str) -> list[str]:
+    """SKU part numbers the engine assigned to the user and has not taken back: its consumed seats."""
+    return sorted(set(session.scalars(select(SeatReservation.sku_part_number).where(
+        SeatReservation.user_id == user_id, SeatReservation.state == CONSUMED))))
+
+
+def release_skus(session: Session, user_id: str, sku_part_numbers: Iterable[str]) -> None:
+    """The engine took these licences back (a plan change): their seats are the user's no more."""
+    parts = list(sku_part_numbers)
+    if parts:
+        session.execute(update(SeatReservation).where(
+            SeatReservation.user_id == user_id, SeatReservation.sku_part_number.in_(parts),
+            SeatReservation.state.in_([HELD, CONSUMED])).values(state=RELEASED))
 
 
 def release(session: Session, request_id: str) -> None:

@@ -5,22 +5,26 @@ import json
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, String, Table, bindparam, func, literal, select, text, true, update
+from sqlalchemy import cast as cast_
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from shared.db.models import User
+from shared.db.models import User, UserService
+from shared.db.types import new_id
 
 # On PostgreSQL a batch travels as one array parameter per column (`unnest`), never as thousands of
 # parameters: the statement text stays small and constant (psycopg prepares it once), and the plan
 # probes the indexes per value even while the table's statistics still describe it as empty.
 
 USERS = cast(Table, User.__table__)
+SERVICES = cast(Table, UserService.__table__)
+MICROSOFT_ONLINE = "microsoft_online"
 # Columns that differ per imported row; the others are the same for the whole batch.
 _PER_ROW = ("id", "upn", "display_name", "first_name", "last_name", "usage_location", "aliases", "entra_id",
             "entra_upn", "licences", "matched_user_plan_id")
-_SHARED = ("customer_id", "state", "source", "synced_at", "created_at", "updated_at")
+_SHARED = ("customer_id", "state", "source", "entra_origin", "synced_at", "created_at", "updated_at")
 _JSON = frozenset({"aliases", "licences"})
 
 
@@ -57,14 +61,14 @@ def analyze_users(session: Session) -> None:
         session.execute(text("ANALYZE users"))
 
 
-def insert_users(session: Session, rows: list[dict[str, Any]]) -> int:
-    """Insert new users, leaving alone any whose UPN the customer already has; returns how many went in."""
+def insert_users(session: Session, rows: list[dict[str, Any]]) -> list[str]:
+    """Insert new users, leaving alone any whose UPN the customer already has; returns the ids that went in."""
     if not rows:
-        return 0
+        return []
     if not is_postgres(session):
         stmt = (sqlite_insert(USERS).on_conflict_do_nothing(index_elements=["customer_id", "upn"])
                 .returning(USERS.c.id))
-        return len(session.connection().execute(stmt, rows).all())
+        return list(session.connection().execute(stmt, rows).scalars())
     columns = {name: _array([json.dumps(r[name]) if name in _JSON else r[name] for r in rows])
                for name in _PER_ROW}
     table = func.unnest(*columns.values()).table_valued(*_PER_ROW).render_derived(name="batch")
@@ -73,7 +77,7 @@ def insert_users(session: Session, rows: list[dict[str, Any]]) -> int:
     shared = [literal(first[n], type_=USERS.c[n].type) for n in _SHARED]
     stmt = (pg_insert(USERS).from_select([*_PER_ROW, *_SHARED], select(*picked, *shared))
             .on_conflict_do_nothing(index_elements=["customer_id", "upn"]).returning(USERS.c.id))
-    return len(session.execute(stmt).all())
+    return list(session.execute(stmt).scalars())
 
 
 def update_users(session: Session, rows: list[dict[str, Any]], columns: tuple[str, ...],
@@ -85,3 +89,28 @@ def update_users(session: Session, rows: list[dict[str, Any]], columns: tuple[st
     stmt = (update(USERS).where(USERS.c.id == bindparam("b_id"))
             .values({**{name: bindparam("v_" + name) for name in columns}, **same}))
     session.connection().execute(stmt, rows)
+
+
+def provision_services(session: Session, plans: dict[str, str], now: Any) -> None:
+    """Give users the sync linked or imported, whose licences match a plan (user id -> plan id), their
+    Microsoft Online service, provisioned with that plan, when they have none: they count under the hard
+    limits like any other. A user's existing service (a request of the engine's) is left as it is."""
+    if not plans:
+        return
+    # No SELECT first: the unique (user_id, service) index decides, whatever the planner's statistics say.
+    if is_postgres(session):
+        users = list(plans)
+        batch = (func.unnest(_array(users), _array([plans[u] for u in users]))
+                 .table_valued("user_id", "user_plan_id").render_derived(name="batch"))
+        stamp = literal(now, type_=SERVICES.c.created_at.type)
+        rows = select(cast_(func.gen_random_uuid(), String(36)), batch.c.user_id, literal(MICROSOFT_ONLINE),
+                      batch.c.user_plan_id, literal("provisioned"), stamp, stamp)
+        session.execute(pg_insert(SERVICES).from_select(
+            ["id", "user_id", "service", "user_plan_id", "state", "created_at", "updated_at"], rows)
+            .on_conflict_do_nothing(index_elements=["user_id", "service"]))
+        return
+    values = [{"id": new_id(), "user_id": uid, "service": MICROSOFT_ONLINE, "user_plan_id": plan,
+               "state": "provisioned", "temp_password_enc": None, "request_id": None, "created_at": now,
+               "updated_at": now} for uid, plan in plans.items()]
+    session.connection().execute(sqlite_insert(SERVICES).on_conflict_do_nothing(index_elements=["user_id", "service"]),
+                                 values)

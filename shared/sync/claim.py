@@ -34,7 +34,7 @@ def ensure_policies(session: Session, customer_ids: list[str], now: datetime) ->
     if not customer_ids:
         return
     insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    rows = [{"customer_id": c, "enabled": True, "interval_minutes": 60, "import_unknown_users": False,
+    rows = [{"customer_id": c, "enabled": True, "interval_minutes": 60, "import_unknown_users": True,
              "master": "microsoft", "created_at": now, "updated_at": now} for c in customer_ids]
     session.execute(insert(POLICIES).on_conflict_do_nothing(index_elements=["customer_id"]), rows)
 

@@ -22,7 +22,8 @@ from shared.requests.dispatch import publish_after_commit
 from shared.requests.service import create_request, ref
 
 Master = Literal["local", "microsoft"]
-DEFAULT = {"enabled": True, "interval_minutes": 60, "import_unknown_users": False, "master": "microsoft"}
+# The guide: the sync "will retrieve all users", so unknown users are imported unless a policy says not to.
+DEFAULT = {"enabled": True, "interval_minutes": 60, "import_unknown_users": True, "master": "microsoft"}
 
 
 @dataclass(frozen=True)

@@ -32,10 +32,12 @@ MASTER_LOCAL = "local"
 ENTRA_SELECT = ("id", "userPrincipalName", "displayName", "givenName", "surname", "accountEnabled",
                 "usageLocation", "assignedLicenses", "proxyAddresses")
 OWNED = ("display_name", "first_name", "last_name", "usage_location")
-WRITTEN = ("entra_id", "entra_upn", "state", "licences", "matched_user_plan_id", *OWNED)
-_COLUMNS = (USERS.c.id, USERS.c.upn, USERS.c.entra_id, USERS.c.entra_upn, USERS.c.state, USERS.c.source,
-            USERS.c.licences, USERS.c.matched_user_plan_id, USERS.c.display_name, USERS.c.first_name,
-            USERS.c.last_name, USERS.c.usage_location)
+WRITTEN = ("entra_id", "entra_upn", "entra_origin", "state", "licences", "matched_user_plan_id", *OWNED)
+_COLUMNS = (USERS.c.id, USERS.c.upn, USERS.c.entra_id, USERS.c.entra_upn, USERS.c.entra_origin, USERS.c.state,
+            USERS.c.source, USERS.c.licences, USERS.c.matched_user_plan_id, USERS.c.display_name,
+            USERS.c.first_name, USERS.c.last_name, USERS.c.usage_location)
+# A link the sync makes: the engine neither created the account nor vetted it (shared.users.adoption).
+SYNCED = "synced"
 _LIMITS = {"entra_upn": 255, "display_name": 256, "first_name": 64, "last_name": 64, "upn": 255}
 
 
@@ -59,6 +61,7 @@ class _Plan:
     stamps: list[str] = field(default_factory=list)
     inserts: list[dict[str, Any]] = field(default_factory=list)
     differences: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
+    plans: dict[str, str] = field(default_factory=dict)  # user id -> the plan its licences match
 
 
 def _clip(name: str, value: Any) -> Any:
@@ -200,6 +203,10 @@ class Reconciler:
                     differs[name] = {"local": current[name], "entra": value}
                 continue
             wanted[name] = value
+        if row.entra_id != entra["entra_id"]:
+            wanted["entra_origin"] = SYNCED  # linked now, by the sync
+        if wanted["matched_user_plan_id"]:
+            plan.plans[row.id] = wanted["matched_user_plan_id"]
         if wanted != current:
             plan.updates.append({"b_id": row.id, **{"v_" + k: v for k, v in wanted.items()}})
             counts.updated += 1
@@ -222,8 +229,8 @@ class Reconciler:
             "display_name": values.get("display_name") or upn.partition("@")[0],
             "first_name": values.get("first_name"), "last_name": values.get("last_name"),
             "usage_location": values.get("usage_location"), "aliases": aliases,
-            "entra_id": values["entra_id"], "entra_upn": values.get("entra_upn", upn), "state": ACTIVE,
-            "source": IMPORTED, "licences": values.get("licences", []),
+            "entra_id": values["entra_id"], "entra_upn": values.get("entra_upn", upn), "entra_origin": SYNCED,
+            "state": ACTIVE, "source": IMPORTED, "licences": values.get("licences", []),
             "matched_user_plan_id": values.get("matched_user_plan_id"), "synced_at": now,
             "created_at": now, "updated_at": now})
 
@@ -235,7 +242,12 @@ class Reconciler:
             session.execute(update(USERS).where(bulk.one_of(session, USERS.c.id, plan.stamps))
                             .values(synced_at=now, updated_at=USERS.c.updated_at))
         # A UPN already held by a local user linked to another, live Entra user is not imported.
-        counts.created += bulk.insert_users(session, plan.inserts)
+        inserted = bulk.insert_users(session, plan.inserts)
+        counts.created += len(inserted)
+        matched = {r["id"]: r["matched_user_plan_id"] for r in plan.inserts if r["matched_user_plan_id"]}
+        # Linked and imported users with a matching plan are provisioned users, counted like the others.
+        bulk.provision_services(session, {**plan.plans, **{uid: matched[uid] for uid in inserted if uid in matched}},
+                                now)
         if plan.differences:
             audit.record_many(session, "sync", "user.sync.differs", "user", plan.differences)
 

@@ -16,6 +16,7 @@ from shared.db.models import User
 from shared.db.uow import UnitOfWork
 from shared.errors import InvalidInput, StateConflict
 from shared.idempotency import Answer, Idempotency, answer_once
+from shared.plans import limits
 from shared.requests.dispatch import publish_after_commit
 from shared.users import checks, rows
 from shared.users.service import UserInput
@@ -29,7 +30,8 @@ class BulkUser:
 
 def bulk_provision(uow: UnitOfWork, who: Principal, customer_id: str, users: Sequence[BulkUser], *,
                    idem: Idempotency | None, present: Callable[[list[rows.NewUser]], Any]) -> Answer:
-    """All or nothing: the same checks as one user, counted across the batch (hard limits, seats)."""
+    """All or nothing: the same checks as one user, counted across the batch (hard limits for a customer key,
+    seats)."""
 
     def work(uow: UnitOfWork) -> list[rows.NewUser]:
         s = uow.session
@@ -48,7 +50,7 @@ def bulk_provision(uow: UnitOfWork, who: Principal, customer_id: str, users: Seq
                                         "user_plan_id": i.service.user_plan_id, "bulk": True}) for i in items))
         rows.reserve_seats(s, customer_id, items, rules.skus)
         # Last, so the per-customer locks are held only for the counts and the commit.
-        checks.within_limits(s, customer_id, wanted, rules.limits, [i.user.id for i in items])
+        limits.enforce(s, customer_id, wanted, rules.limits, role=who.role, exclude_user_ids=[i.user.id for i in items])
         needed = Counter(sku for u in users for sku in rules.skus[u.user_plan_id])
         checks.check_seats(s, ctx, needed, own_held=True)
         publish_after_commit(uow, rows.refs(items))

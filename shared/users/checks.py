@@ -1,4 +1,7 @@
-"""The checks before anything is sent to Microsoft: plan enabled, hard limit, free seats (indirect resellers)."""
+"""The checks before anything is sent to Microsoft: plan enabled and free seats (indirect resellers).
+
+The hard limit is shared.plans.limits' rule; the free-seat arithmetic is shared.seats.free's.
+"""
 
 # The statements are built once (bound parameters, `expanding` lists) and run on the session's
 # connection without the ORM layers: they run for every accepted user.
@@ -22,16 +25,13 @@ from shared.db.models import (
     SeatHold,
     SeatReservation,
     TenantSku,
-    User,
     UserPlanLicence,
-    UserService,
 )
 from shared.db.types import utcnow
 from shared.errors import ServiceError, StateConflict
 from shared.seats import ledger
+from shared.seats.free import free_seats
 
-# A user under a plan "uses" a place against its hard limit while being provisioned and once provisioned.
-COUNTED_STATES = ("provisioning", "provisioned")
 INDIRECT = "indirect"
 
 
@@ -66,42 +66,6 @@ def plan_rules(wanted: Collection[str], rows: Iterable[tuple[str | None, int | N
         raise StateConflict("plan_not_enabled", f"user plan(s) {', '.join(missing)} are not enabled for the customer",
                             user_plan_ids=missing)
     return PlanRules(limits, skus)
-
-
-def within_limits(s: Session, customer_id: str, wanted: Counter[str], limits: dict[str, int | None],
-                  exclude_user_ids: Collection[str] = ()) -> None:
-    """409 plan_limit_reached when the wanted users would pass a plan's hard limit.
-
-    The enablement rows under a limit are locked until commit, so two accepts racing for the last
-    place queue here; call it after the call's own writes, to keep that queue short.
-    """
-    limited = sorted(p for p in wanted if limits.get(p) is not None)
-    if not limited:
-        return
-    s.execute(select(PlanEnablement.id).where(PlanEnablement.customer_id == customer_id,
-                                              PlanEnablement.user_plan_id.in_(limited))
-              .order_by(PlanEnablement.user_plan_id).with_for_update())
-    used = plans_in_use(s, customer_id, limited, exclude_user_ids)
-    for plan in limited:
-        limit = limits[plan]
-        assert limit is not None
-        if used.get(plan, 0) + wanted[plan] > limit:
-            raise StateConflict("plan_limit_reached",
-                                f"user plan {plan} allows {limit} user(s); {used.get(plan, 0)} in use or pending, "
-                                f"{wanted[plan]} more asked", user_plan_id=plan, hard_limit=limit,
-                                in_use=used.get(plan, 0))
-
-
-def plans_in_use(s: Session, customer_id: str, plan_ids: Collection[str],
-                 exclude_user_ids: Collection[str] = ()) -> dict[str, int]:
-    stmt = (select(UserService.user_plan_id, func.count())
-            .join(User, User.id == UserService.user_id)
-            .where(User.customer_id == customer_id, UserService.user_plan_id.in_(list(plan_ids)),
-                   UserService.state.in_(COUNTED_STATES))
-            .group_by(UserService.user_plan_id))
-    if exclude_user_ids:
-        stmt = stmt.where(UserService.user_id.not_in(list(exclude_user_ids)))
-    return {plan: n for plan, n in s.execute(stmt) if plan}
 
 
 log = logging.getLogger(__name__)
@@ -182,7 +146,7 @@ def _count(s: Session, customer_id: str, needed: Counter[str], rows: dict[str, t
     short, close = [], False
     for sku, n in sorted(needed.items()):
         total, consumed = rows.get(sku, (0, 0))
-        free = total - consumed - (held.get(sku, 0) - (n if own_held else 0))
+        free = free_seats(total, consumed, held.get(sku, 0) - (n if own_held else 0))
         if free < n:
             short.append({"sku_part_number": sku, "free": max(free, 0), "needed": n})
         close = close or free - n < _safety_margin(s)

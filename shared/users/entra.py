@@ -1,4 +1,8 @@
-"""ensure_user: link the Entra user with the same UPN, or create it exactly once, on the right domain."""
+"""ensure_user: link the user's own Entra account, or create it exactly once on the right domain; set its password
+when created or asked to; enable it again.
+
+Which account may be linked, and when a link is an adoption, is shared.users.adoption's rule.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -11,10 +15,14 @@ from shared.pipeline.ports import Graph
 from shared.security import decrypt
 from shared.tenants import access
 from shared.tenants.domains import is_verified, local_part, refresh_domains
+from shared.users import adoption
 from shared.users.subject import ENTRA_FIELDS, service_of, user_of
 
 # How soon to look again for a user that was created but is not readable yet.
 REPLICATION_RETRY_S = 2.0
+# What the finished request says (its `result`): how the account came to be and its password.
+CREATED, LINKED = "created", "linked"
+PASSWORD_SET, PASSWORD_KEPT = "set", "kept"
 
 
 def _own_domain_verified(ctx: StepContext, conn: TenantConnection, graph: Graph, user: User) -> bool:
@@ -38,35 +46,61 @@ def _linked(ctx: StepContext, graph: Graph, user: User) -> dict[str, Any] | None
     except NotFound:
         if ctx.seconds_since(ctx.context.get("create_sent_at")) < ctx.settings.create_confirm_s:
             raise RetrySoon(REPLICATION_RETRY_S, "the new user is not readable yet") from None
-        user.entra_id = user.entra_upn = None  # deleted in Entra since: link or create afresh
+        user.entra_id = user.entra_upn = user.entra_origin = None  # deleted in Entra since: link or create afresh
         return None
 
 
-def _find(graph: Graph, upns: list[str]) -> dict[str, Any] | None:
-    for upn in dict.fromkeys(upns):
-        found = graph.find_user_by_upn(upn, select=ENTRA_FIELDS)
-        if found:
-            return found
+def _origin(ctx: StepContext, user: User, entra: dict[str, Any], name: str) -> str | None:
+    """How the engine holds the account found at `name`: created (ours), None (it existed before: an
+    adoption, allowed only at the user's own UPN), or upn_conflict (someone else's, at another name)."""
+    if adoption.made_by_us(ctx, user, entra):
+        return adoption.CREATED
+    if str(entra.get("userPrincipalName") or name).lower() != user.upn.lower():
+        raise adoption.conflict(name, entra)
     return None
 
 
-def _create_body(ctx: StepContext, user: User, upn: str) -> dict[str, Any]:
+def _resolve(ctx: StepContext, graph: Graph, user: User, own_verified: bool,
+             fallback: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(the account this user may link, how the engine holds it), or (None, None): create one."""
+    recorded = _linked(ctx, graph, user)
+    if recorded is not None:
+        if user.entra_origin in adoption.VETTED:
+            return recorded, user.entra_origin
+        return recorded, _origin(ctx, user, recorded, str(recorded.get("userPrincipalName") or user.upn))
+    own = graph.find_user_by_upn(user.upn, select=ENTRA_FIELDS)
+    if own is not None:
+        return own, _origin(ctx, user, own, user.upn)
+    if not own_verified and fallback != user.upn.lower():
+        # Where a create would go: only the engine's own earlier create may be found there.
+        there = graph.find_user_by_upn(fallback, select=ENTRA_FIELDS)
+        if there is not None:
+            return there, _origin(ctx, user, there, fallback)
+    return None, None
+
+
+def _password(ctx: StepContext, user: User) -> str:
     service = service_of(ctx, user)
     if service is None or not service.temp_password_enc:
-        raise StepFailed("password_missing", "no temporary password is held for the new user")
+        raise StepFailed("password_missing", "no temporary password is held for the user")
+    return decrypt(service.temp_password_enc)
+
+
+def _create_body(ctx: StepContext, user: User, upn: str) -> dict[str, Any]:
     nickname = "".join(c for c in local_part(upn) if c.isalnum() or c in "._-") or "user"
     return {"accountEnabled": True, "displayName": user.display_name, "mailNickname": nickname[:64],
             "userPrincipalName": upn, "givenName": user.first_name, "surname": user.last_name,
             "usageLocation": user.usage_location,
-            "passwordProfile": {"password": decrypt(service.temp_password_enc),
-                                "forceChangePasswordNextSignIn": True}}
+            "passwordProfile": {"password": _password(ctx, user), "forceChangePasswordNextSignIn": True}}
 
 
-def _create(ctx: StepContext, graph: Graph, user: User, upn: str) -> dict[str, Any]:
+def _create(ctx: StepContext, graph: Graph, user: User, upn: str) -> tuple[dict[str, Any], str | None]:
     if ctx.seconds_since(ctx.context.get("create_sent_at")) < ctx.settings.create_confirm_s:
         raise RetrySoon(REPLICATION_RETRY_S, "an earlier create may not be readable yet")
     body = _create_body(ctx, user, upn)
-    ctx.checkpoint(create_sent_at=ctx.now.isoformat())
+    sent = ctx.now.isoformat()
+    # Every attempt stays on record: an account found later is the engine's own only if one made it.
+    ctx.checkpoint(create_sent_at=sent, create_attempts=[*(ctx.context.get("create_attempts") or []), sent])
     try:
         created = graph.create_user(body)
     except Conflict as exc:
@@ -74,21 +108,25 @@ def _create(ctx: StepContext, graph: Graph, user: User, upn: str) -> dict[str, A
         found = graph.find_user_by_upn(upn, select=ENTRA_FIELDS)
         if found is None:
             raise RetrySoon(REPLICATION_RETRY_S, "the UPN is taken but its user is not readable yet") from None
-        return found
+        return found, _origin(ctx, user, found, upn)
     ctx.remember(user_created=True)
     # Graph's answer to a create leaves assignedLicenses out, but a user this POST just made holds no
     # direct licence: saying so spares assign_licences a read (a Microsoft call against the tenant's
     # throttling budget, and a 404 while the new user replicates).
-    return {"assignedLicenses": [], **created}
+    return {"assignedLicenses": [], **created}, adoption.CREATED
 
 
 def ensure_user(ctx: StepContext) -> Done:
-    """Link by UPN, else create (own UPN if its domain is verified, else on the onmicrosoft.com domain).
+    """Link the user's own account, else create (own UPN if its domain is verified, else on the
+    onmicrosoft.com domain).
 
     Never two creates: before a create the attempt is made durable (`create_sent_at`); if its answer
     is lost (timeout, killed worker) the user may exist but not be readable yet (replication), so the
     step looks for it for `create_confirm_s` before it creates again, and a duplicate-UPN conflict is
-    answered by reading and linking, never by a second create.
+    answered by reading and recognising the account, never by a second create.
+
+    An account that existed keeps its password unless the request asks for a reset
+    (`reset_password`); a disabled one (after deprovisioning) is enabled again.
     """
     user = user_of(ctx)
     if not user.usage_location:
@@ -96,31 +134,41 @@ def ensure_user(ctx: StepContext) -> Done:
     conn = access.connection(ctx)
     graph = access.graph(ctx, conn)
     own_verified = _own_domain_verified(ctx, conn, graph, user)
-    fallback = _fallback_upn(conn, user)
-    # The fallback UPN is looked up only when it is where a create would go: a stray user there is
-    # not "the same UPN" once the user's own domain is verified.
-    entra = _linked(ctx, graph, user) or _find(graph, [user.upn] if own_verified else [user.upn, fallback])
+    entra, origin = _resolve(ctx, graph, user, own_verified, _fallback_upn(conn, user))
     how = "linked the existing Entra user"
     if entra is None:
-        entra = _create(ctx, graph, user, user.upn if own_verified else fallback)
-        how = "created the Entra user"
-    elif ctx.context.get("create_sent_at"):
+        entra, origin = _create(ctx, graph, user, user.upn if own_verified else _fallback_upn(conn, user))
+        how = "created the Entra user" if ctx.context.get("user_created") else how
+    if origin == adoption.CREATED and not ctx.context.get("user_created") and \
+            adoption.made_by_this_request(ctx, entra):
         ctx.remember(user_created=True)  # found after our own create whose answer was lost
         how = "created the Entra user (confirmed by reading it back)"
+    if origin is None:
+        adoption.adopt(ctx, graph, user, entra)
+        origin = adoption.ADOPTED
+        how = "linked the existing Entra user, adopted"
+    user.entra_origin = origin
     user.entra_id = str(entra["id"])
     user.entra_upn = str(entra.get("userPrincipalName") or user.upn).lower()
+    created_now = bool(ctx.context.get("user_created"))
     changes: dict[str, Any] = {}
     if own_verified and user.entra_upn != user.upn.lower():
         changes["userPrincipalName"] = user.upn  # the domain became verified: take the user's own UPN
     if "usageLocation" in entra and not entra["usageLocation"]:
         changes["usageLocation"] = user.usage_location
+    if entra.get("accountEnabled") is False:
+        changes["accountEnabled"] = True  # deprovisioning disabled it: provisioning enables it again
+    if ctx.params.get("reset_password") and not created_now:
+        changes["passwordProfile"] = {"password": _password(ctx, user), "forceChangePasswordNextSignIn": True}
     if changes:
         graph.update_user(user.entra_id, changes)
         user.entra_upn = str(changes.get("userPrincipalName", user.entra_upn)).lower()
         how += ", updated " + ", ".join(sorted(changes))
+    password = PASSWORD_SET if created_now or "passwordProfile" in changes else PASSWORD_KEPT
     # What assign_licences needs to know on its first attempt, without another read (and a new user
-    # may not be readable yet anyway).
+    # may not be readable yet anyway); and what the finished request reports.
     ctx.remember(entra_id=user.entra_id,
                  entra_licences=[str(lic.get("skuId")).lower() for lic in entra.get("assignedLicenses") or []]
-                 if "assignedLicenses" in entra else None)
+                 if "assignedLicenses" in entra else None,
+                 result={"user": CREATED if created_now else LINKED, "password": password})
     return Done(note=f"{how} ({user.entra_upn})")

@@ -33,17 +33,23 @@ from shared.db.types import new_id, utcnow
 from shared.db.uow import UnitOfWork
 from shared.errors import ObjectNotFound, StateConflict
 from shared.idempotency import Answer, Idempotency, answer_once
+from shared.plans import limits
 from shared.requests import kinds
 from shared.requests.dispatch import publish_after_commit
 from shared.security import encrypt, generate_password
-from shared.users import checks, rows
+from shared.users import adoption, checks, rows
 from shared.users.service import MICROSOFT_ONLINE
+
+# When the temporary password of an accepted provisioning reaches Microsoft: only on a user it creates,
+# or on any account when the caller asked for a reset.
+IF_CREATED, ALWAYS = "if_created", "always"
 
 
 @dataclass(frozen=True)
 class Provisioning:
     request: SimpleNamespace
     temporary_password: str
+    password_applies: str = IF_CREATED
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,9 @@ class UserState:
     service_id: str | None
     request_id: str | None
     request_state: str | None
+    user_plan_id: str | None = None
+    entra_id: str | None = None
+    entra_origin: str | None = None
 
     def no_active_request(self) -> None:
         # One chain per user at a time: two would race on the same Entra user.
@@ -65,60 +74,77 @@ class UserState:
 
 
 def provision_user(uow: UnitOfWork, who: Principal, user_id: str, user_plan_id: str, *,
-                   idem: Idempotency | None, present: Callable[[Provisioning], Any]) -> Answer:
+                   idem: Idempotency | None, present: Callable[[Provisioning], Any],
+                   reset_password: bool = False) -> Answer:
     """Checks, in this order: tenant connected, MCA recorded, (no other request active for the user),
-    plan enabled, hard limit, free seats.
+    (a customer key does not take on an account the engine did not create), plan enabled, hard limit
+    (customer keys), free seats.
 
     Re-provisioning a provisioned user is allowed (it corrects the Entra UPN after a domain is
-    verified); seats are only held for SKUs the user does not hold already. With seats to spare
-    accepts for one customer run side by side; near the last seats they queue (see check_seats).
+    verified, changes the plan, enables a disabled account); seats are only held for SKUs the user
+    does not hold already. The temporary password reaches Microsoft only on a user the pipeline
+    creates, or with `reset_password`. With seats to spare accepts for one customer run side by
+    side; near the last seats they queue (see check_seats).
     """
     try:
-        return _provision(uow, who, user_id, user_plan_id, idem, present, exclusive=False)
+        return _provision(uow, who, user_id, user_plan_id, idem, present, reset_password, exclusive=False)
     except checks.NeedsExclusiveLock:  # rolled back; nothing was published (that is registered last)
-        return _provision(uow, who, user_id, user_plan_id, idem, present, exclusive=True)
+        return _provision(uow, who, user_id, user_plan_id, idem, present, reset_password, exclusive=True)
+
+
+def _params(user: UserState, user_plan_id: str, reset_password: bool) -> dict[str, Any]:
+    params: dict[str, Any] = {"user_plan_id": user_plan_id}
+    if user.user_plan_id and user.user_plan_id != user_plan_id:
+        params["previous_user_plan_id"] = user.user_plan_id  # a plan change: its licences the new one lacks go
+    if reset_password:
+        params["reset_password"] = True
+    return params
 
 
 def _provision(uow: UnitOfWork, who: Principal, user_id: str, user_plan_id: str, idem: Idempotency | None,
-               present: Callable[[Provisioning], Any], *, exclusive: bool) -> Answer:
+               present: Callable[[Provisioning], Any], reset_password: bool, *, exclusive: bool) -> Answer:
     def work(uow: UnitOfWork) -> Provisioning:
         s = uow.session
         user, ctx, plan_rows = lock_user(s, who, user_id, user_plan_id=user_plan_id)
         ctx.require_connected()
         ctx.require_mca(s)
         user.no_active_request()
+        adoption.refuse_customer_adoption(who.role, user.entra_id, user.entra_origin, user.upn)
         rules = checks.plan_rules([user_plan_id], plan_rows)
         held = checks.skus_held_by(s, user.id, user.licences) if user.service_id else set(user.licences)
         needed = [sku for sku in rules.skus[user_plan_id] if sku not in held]
         password = generate_password()
         req = rows.insert_request(s, kind=kinds.USER_PROVISION, service_provider_id=ctx.service_provider_id,
                                   customer_id=ctx.customer_id, user_id=user.id,
-                                  params={"user_plan_id": user_plan_id}, created_by=who.key_id)
+                                  params=_params(user, user_plan_id, reset_password), created_by=who.key_id)
         _set_service(s, user, state="provisioning", request_id=req.id, user_plan_id=user_plan_id,
                      temp_password_enc=encrypt(password))
         audit.record_many(s, who.actor, "user.provision.requested", "user", [
             (user.id, {"request_id": req.id, "user_plan_id": user_plan_id, "seats_held": needed})])
         rows.hold_seats(s, customer_id=ctx.customer_id, user_id=user.id, request_id=req.id, skus=needed)
         # Last, so the per-customer locks they take are held only for a count and the commit.
-        checks.within_limits(s, ctx.customer_id, Counter({user_plan_id: 1}), rules.limits, [user.id])
+        limits.enforce(s, ctx.customer_id, Counter({user_plan_id: 1}), rules.limits, role=who.role,
+                       exclude_user_ids=[user.id])
         checks.check_seats(s, ctx, Counter(needed), own_held=True, exclusive=exclusive)
         publish_after_commit(uow, [rows.ref_of(req)])
-        return Provisioning(req, password)
+        return Provisioning(req, password, ALWAYS if reset_password else IF_CREATED)
 
     return answer_once(uow, idem, 202, work, present, secret=True)
 
 
 def deprovision_user(uow: UnitOfWork, who: Principal, user_id: str, *, delete_user: bool,
                      idem: Idempotency | None, present: Callable[[SimpleNamespace], Any]) -> Answer:
-    """Start `user.deprovision` (remove licences, then disable or delete, release seats)."""
+    """Start `user.deprovision` (remove licences, then disable or delete, release seats). A customer key
+    may only remove an account the engine created (shared.users.adoption)."""
 
     def work(uow: UnitOfWork) -> SimpleNamespace:
         s = uow.session
         user, ctx, _ = lock_user(s, who, user_id)
         ctx.require_connected()
-        if user.service_id is None and not s.scalar(select(User.entra_id).where(User.id == user.id)):
+        if user.service_id is None and not user.entra_id:
             raise StateConflict("conflict", f"user {user.upn} has no Microsoft Online service to remove")
         user.no_active_request()
+        adoption.refuse_customer_removal(who.role, user.entra_id, user.entra_origin, user.upn)
         req = rows.insert_request(s, kind=kinds.USER_DEPROVISION, service_provider_id=ctx.service_provider_id,
                                   customer_id=ctx.customer_id, user_id=user.id,
                                   params={"delete_user": delete_user}, created_by=who.key_id)
@@ -144,9 +170,10 @@ def lock_user(s: Session, who: Principal, user_id: str, *, user_plan_id: str | N
     if not rows or not can_see_customer(who, rows[0][1], rows[0][4]):
         raise ObjectNotFound("user", user_id)
     (uid, customer_id, upn, licences, provider_id, kind, tenant_id, tenant_state, signed, service_id, request_id,
-     request_state) = rows[0][:12]
-    plans = [(r[12], r[13], r[14]) for r in rows] if user_plan_id is not None else []
-    return (UserState(uid, upn, list(licences or []), service_id, request_id, request_state),
+     request_state, current_plan, entra_id, entra_origin) = rows[0][:15]
+    plans = [(r[15], r[16], r[17]) for r in rows] if user_plan_id is not None else []
+    return (UserState(uid, upn, list(licences or []), service_id, request_id, request_state, current_plan, entra_id,
+                      entra_origin),
             CustomerContext(customer_id, provider_id, kind, tenant_id, tenant_state, bool(signed)), plans)
 
 
@@ -154,7 +181,8 @@ def lock_user(s: Session, who: Principal, user_id: str, *, user_plan_id: str | N
 def _lock_user_stmt(*, with_plan: bool) -> Executable:
     stmt = (select(User.id, User.customer_id, User.upn, User.licences, Customer.service_provider_id,
                    ServiceProvider.kind, TenantConnection.tenant_id, TenantConnection.state, Agreement.signed,
-                   UserService.id, UserService.request_id, ProvisioningRequest.state)
+                   UserService.id, UserService.request_id, ProvisioningRequest.state, UserService.user_plan_id,
+                   User.entra_id, User.entra_origin)
             .join(Customer, Customer.id == User.customer_id)
             .join(ServiceProvider, ServiceProvider.id == Customer.service_provider_id)
             .outerjoin(TenantConnection, TenantConnection.customer_id == Customer.id)

@@ -1,56 +1,33 @@
 """reserve_seat: the plan is enabled, the hard limit holds, and a seat is held for every licence of the plan."""
 from __future__ import annotations
 
+from collections import Counter
 from functools import cache
 
-from sqlalchemy import Executable, bindparam, exists, func, or_, select
+from sqlalchemy import Executable, bindparam, or_, select
 
-from shared.db.models import (
-    ApiKey,
-    PlanEnablement,
-    ProvisioningRequest,
-    RequestStep,
-    SeatReservation,
-    User,
-    UserService,
-)
+from shared.db.models import PlanEnablement, SeatReservation, User
+from shared.errors import StateConflict
 from shared.pipeline.context import StepContext
 from shared.pipeline.outcomes import Done, StepFailed
+from shared.plans import limits
 from shared.plans.skus import store_skus
-from shared.requests import kinds
 from shared.seats import ledger
 from shared.tenants import access
 from shared.users.subject import plan_of, service_of, user_of
 
-CUSTOMER_ROLE = "customer"
-
-
-def _self_service(ctx: StepContext) -> bool:
-    """The hard limit bounds what a customer provisions itself (a customer-scoped API key)."""
-    if ctx.params.get("self_service"):
-        return True
-    key_id = ctx.request.created_by
-    role = ctx.session.scalar(select(ApiKey.role).where(ApiKey.id == key_id)) if key_id else None
-    return role == CUSTOMER_ROLE
-
 
 def _check_hard_limit(ctx: StepContext, enablement: PlanEnablement, user: User) -> None:
-    """Users holding the plan: provisioned ones, and those whose live request got past reserve_seat."""
-    if enablement.hard_limit is None or not _self_service(ctx):
-        return
-    # One checker at a time per plan and customer, so two requests cannot both take the last place.
-    ctx.session.execute(select(PlanEnablement.id).where(PlanEnablement.id == enablement.id).with_for_update())
-    past_reserve = exists().where(RequestStep.request_id == UserService.request_id,
-                                  RequestStep.name == "reserve_seat", RequestStep.state == kinds.STEP_SUCCEEDED,
-                                  ProvisioningRequest.id == UserService.request_id,
-                                  ProvisioningRequest.state.in_([*kinds.ACTIVE_STATES, kinds.SUCCEEDED]))
-    count = ctx.session.scalar(
-        select(func.count(UserService.user_id.distinct())).join(User, User.id == UserService.user_id)
-        .where(User.customer_id == user.customer_id, User.id != user.id,
-               UserService.user_plan_id == enablement.user_plan_id,
-               or_(UserService.state == "provisioned", past_reserve))) or 0
-    if count >= enablement.hard_limit:
-        raise StepFailed("plan_limit_reached", f"the plan's hard limit of {enablement.hard_limit} user(s) is reached")
+    """shared.plans.limits' rule, for the key that created the request; one checker at a time per plan."""
+    if enablement.hard_limit is None:
+        return  # no limit: no need to know who asked (a query per user)
+    try:
+        limits.enforce(ctx.session, user.customer_id, Counter({enablement.user_plan_id: 1}),
+                       {enablement.user_plan_id: enablement.hard_limit},
+                       role=limits.role_of_key(ctx.session, ctx.request.created_by), exclude_user_ids=[user.id],
+                       in_pipeline=True)
+    except StateConflict as exc:
+        raise StepFailed(exc.code, exc.detail) from None
 
 
 # Built once (SQLAlchemy memoizes a statement's cache key on the statement object): they run for

@@ -13,8 +13,9 @@ from shared.pipeline.context import StepContext
 from shared.pipeline.outcomes import StepFailed
 
 MICROSOFT_ONLINE = "microsoft_online"
-# What the user steps read of an Entra user (Graph's defaults leave out licences and usage location).
-ENTRA_FIELDS = ("id", "userPrincipalName", "accountEnabled", "usageLocation", "assignedLicenses")
+# What the user steps read of an Entra user (Graph's defaults leave out licences and usage location;
+# createdDateTime tells the engine's own lost create from a stranger's account).
+ENTRA_FIELDS = ("id", "userPrincipalName", "accountEnabled", "usageLocation", "assignedLicenses", "createdDateTime")
 
 
 def user_of(ctx: StepContext) -> User:
@@ -71,7 +72,10 @@ class Plan:
 
 
 def plan_of(ctx: StepContext, service: UserService | None) -> Plan:
-    plan_id = ctx.params.get("user_plan_id") or (service.user_plan_id if service else None)
+    return plan_by_id(ctx, ctx.params.get("user_plan_id") or (service.user_plan_id if service else None))
+
+
+def plan_by_id(ctx: StepContext, plan_id: str | None) -> Plan:
     key = f"plan:{plan_id}"
     if key in ctx.memo:  # read by an earlier step of this message (StepContext.memo)
         return cast(Plan, ctx.memo[key])

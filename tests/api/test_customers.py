@@ -180,13 +180,21 @@ def test_onboard_creates_the_parent_and_queued_children(op: Api, make_world: Any
         assert all("temporary_password" not in str(ch.params) for ch in children)
 
 
+def test_onboarding_by_a_reseller_may_go_past_the_hard_limit(op: Api, raw: Any, make_world: Any) -> None:
+    # The hard limit bounds what the customer provisions itself; onboarding is the reseller's (or operator's).
+    w = make_world(connected=False, plan_enabled=False)
+    body = {"tenant_id": str(uuid.uuid4()), "customer_plan_id": w.customer_plan_id,
+            "plans": [{"user_plan_id": w.user_plan_id, "hard_limit": 1}],
+            "users": [user_body(user_plan_id=w.user_plan_id) for _ in range(2)]}
+    r = Api(raw, w.sp_key).post(f"/v1/customers/{w.customer_id}/onboard", json=body)
+    assert r.status_code == 202, r.text
+    assert len(r.json()["requests"]) == 2
+
+
 def test_onboard_checks(op: Api, make_world: Any) -> None:
     w = make_world(connected=False, plan_enabled=False)
     base = {"tenant_id": str(uuid.uuid4()), "customer_plan_id": w.customer_plan_id,
             "plans": [{"user_plan_id": w.user_plan_id, "hard_limit": 1}]}
-    two = [user_body(user_plan_id=w.user_plan_id) for _ in range(2)]
-    problem_of(op.post(f"/v1/customers/{w.customer_id}/onboard", json={**base, "users": two}), 409,
-               "plan_limit_reached")
     other = build_world().user_plan_id
     problem_of(op.post(f"/v1/customers/{w.customer_id}/onboard",
                        json={**base, "users": [user_body(user_plan_id=other)]}), 409, "plan_not_enabled")

@@ -18,8 +18,8 @@ def _user(op: Api, w: World, **over: Any) -> str:
     return r.json()["id"]  # type: ignore[no-any-return]
 
 
-def _provision(op: Api, user_id: str, plan: str) -> Any:
-    return op.put(f"/v1/users/{user_id}/services/microsoft-online", json={"user_plan_id": plan})
+def _provision(op: Api, user_id: str, plan: str, **extra: Any) -> Any:
+    return op.put(f"/v1/users/{user_id}/services/microsoft-online", json={"user_plan_id": plan, **extra})
 
 
 def test_accepts_with_an_encrypted_password_and_a_held_seat(op: Api, world: World, published: list[Any]) -> None:
@@ -39,7 +39,7 @@ def test_accepts_with_an_encrypted_password_and_a_held_seat(op: Api, world: Worl
     assert shown == {"state": "provisioning", "user_plan_id": world.user_plan_id, "request_id": body["request"]["id"]}
 
 
-def test_checks_in_order(op: Api, make_world: Any) -> None:
+def test_checks_in_order(op: Api, raw: Any, make_world: Any) -> None:
     # All five fail at once; each fix reveals the next, in the documented order.
     w = make_world(connected=False, mca=False, plan_enabled=False, seats=0)
     u = _user(op, w)
@@ -52,7 +52,7 @@ def test_checks_in_order(op: Api, make_world: Any) -> None:
     problem_of(_provision(op, u, w.user_plan_id), 409, "plan_not_enabled")
     w = make_world(hard_limit=0, seats=0)
     u = _user(op, w)
-    problem_of(_provision(op, u, w.user_plan_id), 409, "plan_limit_reached")
+    problem_of(_provision(Api(raw, w.customer_key), u, w.user_plan_id), 409, "plan_limit_reached")
     w = make_world(seats=0)
     u = _user(op, w)
     err = problem_of(_provision(op, u, w.user_plan_id), 409, "no_free_licences")
@@ -73,18 +73,22 @@ def test_seats_count_reservations(op: Api, make_world: Any) -> None:
     assert lic.status_code in (200, 503, 502)
 
 
-def test_hard_limit_counts_pending_and_provisioned(op: Api, make_world: Any) -> None:
+def test_hard_limit_counts_pending_and_provisioned(op: Api, raw: Any, make_world: Any) -> None:
     w = make_world(hard_limit=2)
-    users = [_user(op, w) for _ in range(3)]
-    assert _provision(op, users[0], w.user_plan_id).status_code == 202
+    own = Api(raw, w.customer_key)  # the limit binds what the customer provisions itself
+    users = [_user(op, w) for _ in range(4)]
+    assert _provision(op, users[0], w.user_plan_id).status_code == 202  # the reseller's user counts too
     with UnitOfWork() as uow:  # the pipeline finished the first one
         svc = uow.session.scalar(select(UserService).where(UserService.user_id == users[0]))
         assert svc is not None
         svc.state = "provisioned"
         uow.commit()
-    assert _provision(op, users[1], w.user_plan_id).status_code == 202
-    err = problem_of(_provision(op, users[2], w.user_plan_id), 409, "plan_limit_reached")
+    assert _provision(own, users[1], w.user_plan_id).status_code == 202
+    err = problem_of(_provision(own, users[2], w.user_plan_id), 409, "plan_limit_reached")
     assert err["hard_limit"] == 2 and err["in_use"] == 2
+    # Reseller and operator keys may go past it.
+    assert _provision(Api(raw, w.sp_key), users[2], w.user_plan_id).status_code == 202
+    assert _provision(op, users[3], w.user_plan_id).status_code == 202
 
 
 def test_reprovisioning_does_not_hold_a_second_seat(op: Api, make_world: Any, published: list[Any]) -> None:
@@ -121,11 +125,12 @@ def test_concurrent_accepts_cannot_both_take_the_last_seat(op: Api, make_world: 
     assert sorted(codes) == [202] * 3 + [409] * 5
 
 
-def test_concurrent_accepts_respect_the_hard_limit(op: Api, make_world: Any) -> None:
+def test_concurrent_accepts_respect_the_hard_limit(op: Api, raw: Any, make_world: Any) -> None:
     w = make_world(kind="direct", hard_limit=2)
+    own = Api(raw, w.customer_key)
     users = [_user(op, w) for _ in range(6)]
     with ThreadPoolExecutor(6) as pool:
-        codes = list(pool.map(lambda u: _provision(op, u, w.user_plan_id).status_code, users))
+        codes = list(pool.map(lambda u: _provision(own, u, w.user_plan_id).status_code, users))
     assert sorted(codes) == [202] * 2 + [409] * 4
 
 
@@ -142,13 +147,14 @@ def test_deprovision(op: Api, world: World, published: list[Any]) -> None:
     assert published[-1].id == r.json()["id"]
 
 
-def test_cancelled_provisioning_frees_its_place_under_the_hard_limit(op: Api, make_world: Any) -> None:
+def test_cancelled_provisioning_frees_its_place_under_the_hard_limit(op: Api, raw: Any, make_world: Any) -> None:
     w = make_world(hard_limit=1)
+    own = Api(raw, w.customer_key)
     a, b = _user(op, w), _user(op, w)
-    req = _provision(op, a, w.user_plan_id).json()["request"]
-    problem_of(_provision(op, b, w.user_plan_id), 409, "plan_limit_reached")
+    req = _provision(own, a, w.user_plan_id).json()["request"]
+    problem_of(_provision(own, b, w.user_plan_id), 409, "plan_limit_reached")
     assert op.post(f"/v1/requests/{req['id']}/cancel").status_code == 200
-    assert _provision(op, b, w.user_plan_id).status_code == 202
+    assert _provision(own, b, w.user_plan_id).status_code == 202
 
 
 def test_with_seats_to_spare_concurrent_accepts_share_the_lock(op: Api, make_world: Any) -> None:

@@ -41,6 +41,7 @@ def sqlite_api(tmp_path: Path, api_env: pytest.MonkeyPatch) -> Iterator[tuple[Te
             ids = {"customer": customer.id, "plan": plan.id}
             uow.commit()
         ids["key"] = new_key("operator")
+        ids["customer_key"] = new_key("customer", ids["customer"])
         with TestClient(create_app()) as client:
             yield client, ids
     dispose_engine()
@@ -61,9 +62,10 @@ def test_accepting_work_on_sqlite(sqlite_api: Any, published: Any) -> None:
     again = api.put(f"/v1/users/{users[0]['id']}/services/microsoft-online", json={"user_plan_id": ids["plan"]},
                     headers=key)
     assert again.json() == first.json()
-    limit = api.put(f"/v1/users/{users[1]['id']}/services/microsoft-online", json={"user_plan_id": ids["plan"]})
+    own = Api(client, ids["customer_key"])  # the hard limit binds the customer's own provisioning
+    limit = own.put(f"/v1/users/{users[1]['id']}/services/microsoft-online", json={"user_plan_id": ids["plan"]})
     assert limit.status_code == 409 and limit.json()["code"] == "plan_limit_reached"
-    bulk = api.post(f"/v1/customers/{c}/users:bulk", json={"user_plan_id": ids["plan"], "users": [user_body()]})
+    bulk = own.post(f"/v1/customers/{c}/users:bulk", json={"user_plan_id": ids["plan"], "users": [user_body()]})
     assert bulk.status_code == 409 and bulk.json()["code"] == "plan_limit_reached"
     page = api.get("/v1/requests", params={"customer_id": c, "limit": 1}).json()
     assert len(page["items"]) == 1

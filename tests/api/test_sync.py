@@ -11,7 +11,8 @@ from tests.api.conftest import Api, World, problem_of
 def test_policy_defaults_then_replaced(op: Api, world: World) -> None:
     c = world.customer_id
     first = op.get(f"/v1/customers/{c}/sync-policy").json()
-    assert first == {"customer_id": c, "enabled": True, "interval_minutes": 60, "import_unknown_users": False,
+    # The guide: sync "will retrieve all users", so unknown users are imported by default.
+    assert first == {"customer_id": c, "enabled": True, "interval_minutes": 60, "import_unknown_users": True,
                      "master": "microsoft", "next_run_at": None, "last_run_at": None}
     r = op.put(f"/v1/customers/{c}/sync-policy", json={"enabled": True, "interval_minutes": 15,
                                                        "import_unknown_users": True, "master": "local"})
@@ -19,7 +20,10 @@ def test_policy_defaults_then_replaced(op: Api, world: World) -> None:
     assert r.json()["interval_minutes"] == 15 and r.json()["master"] == "local" and r.json()["next_run_at"]
     assert op.get(f"/v1/customers/{c}/sync-policy").json() == r.json()
     off = op.put(f"/v1/customers/{c}/sync-policy", json={"enabled": False, "interval_minutes": 15}).json()
-    assert off["enabled"] is False and off["next_run_at"] is None
+    assert off["enabled"] is False and off["next_run_at"] is None and off["import_unknown_users"] is True
+    kept = op.put(f"/v1/customers/{c}/sync-policy", json={"enabled": True, "interval_minutes": 15,
+                                                          "import_unknown_users": False}).json()
+    assert kept["import_unknown_users"] is False  # still available
 
 
 @pytest.mark.parametrize("body", [

@@ -76,6 +76,9 @@ def test_licences_only_where_a_seat_is_free(seeder, emulator, stack):
     assert states == {kinds.SUCCEEDED: 1, kinds.FAILED: 1}, stack.logs()[-4000:]
     failed = next(seeder.get(r.id) for r in refs if seeder.get(r.id).state == kinds.FAILED)
     assert failed.error_code == "no_free_licences" and failed.current_step == "assign_licences"
+    # The user this request created is left without a licence: the request says so, naming it.
+    upn = seeder.user(failed.user_id).upn
+    assert "this request created" in failed.error_message and upn.split("@")[0] in failed.error_message
     with seeder.session() as s:
         assert s.scalars(select(SeatReservation.state).where(SeatReservation.request_id == failed.id)).all() == [
             "released"]

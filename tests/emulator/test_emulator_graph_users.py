@@ -1,7 +1,9 @@
 """Graph users through plain httpx: Microsoft's shapes, validation errors, seats, mailboxes, GDAP."""
 from __future__ import annotations
 
-from .emulator_world import BASIC_SKU_ID, World, new_user
+import time
+
+from .emulator_world import BASIC_SKU_ID, STRONG_PASSWORD, World, new_user
 
 ADD_BASIC = {"addLicenses": [{"skuId": BASIC_SKU_ID, "disabledPlans": []}], "removeLicenses": []}
 
@@ -133,3 +135,70 @@ def test_gdap_missing_or_expired_forbids_customer_calls(world: World) -> None:
     assert world.graph().get("/v1.0/domains").status_code == 403
     expired = partner_graph.get("/v1.0/tenantRelationships/delegatedAdminRelationships").json()["value"]
     assert [r["status"] for r in expired] == ["expired"]
+
+
+def test_member_of_lists_directory_roles_in_graphs_shape(world: World) -> None:
+    control = world.control()
+    seeded = control.patch(f"/_emulator/tenants/{world.tenant_id}", json={"users": [
+        {"userPrincipalName": "admin@contoso.com", "directory_roles": ["Global Administrator"]}]})
+    assert seeded.status_code == 200, seeded.text
+    graph = world.graph()
+    admin = graph.get("/v1.0/users/admin@contoso.com").json()
+    answer = graph.get(f"/v1.0/users/{admin['id']}/memberOf")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["@odata.context"].endswith("/v1.0/$metadata#directoryObjects")
+    [role] = body["value"]
+    assert role["@odata.type"] == "#microsoft.graph.directoryRole"
+    assert (role["displayName"], role["roleTemplateId"]) == ("Global Administrator",
+                                                             "62e90394-69f5-4237-9190-012177145e10")
+    assert set(role) == {"@odata.type", "id", "deletedDateTime", "description", "displayName", "roleTemplateId"}
+    assert graph.get("/v1.0/users/existing@contoso.com/memberOf").json()["value"] == []
+    # A role given (or taken) in Entra directly, by template id.
+    changed = control.patch(f"/_emulator/tenants/{world.tenant_id}/users/existing@contoso.com",
+                            json={"directory_roles": ["fe930be7-5e62-47db-91af-98c3a49a38b1"]})
+    assert changed.json()["directory_roles"] == ["fe930be7-5e62-47db-91af-98c3a49a38b1"]
+    assert [r["displayName"] for r in graph.get("/v1.0/users/existing@contoso.com/memberOf").json()["value"]] == [
+        "User Administrator"]
+    unknown = control.patch(f"/_emulator/tenants/{world.tenant_id}/users/existing@contoso.com",
+                            json={"directory_roles": ["Emperor"]})
+    assert unknown.status_code == 400
+    assert graph.get("/v1.0/users/nobody@contoso.com/memberOf").status_code == 404
+
+
+def test_created_date_time_re_enabling_and_the_last_password_change(world: World) -> None:
+    graph = world.graph()
+    user = graph.post("/v1.0/users", json=new_user("dan@contoso.com", usageLocation="NL")).json()
+    read = graph.get(f"/v1.0/users/{user['id']}", params={"$select": "id,createdDateTime,accountEnabled"}).json()
+    assert read["createdDateTime"].endswith("Z") and read["accountEnabled"] is True
+    enabled = lambda: graph.get(f"/v1.0/users/{user['id']}", params={"$select": "accountEnabled"}).json()  # noqa: E731
+    assert graph.patch(f"/v1.0/users/{user['id']}", json={"accountEnabled": False}).status_code == 204
+    assert enabled()["accountEnabled"] is False
+    assert graph.patch(f"/v1.0/users/{user['id']}", json={"accountEnabled": True}).status_code == 204
+    assert enabled()["accountEnabled"] is True
+    changed = lambda: graph.get(f"/v1.0/users/{user['id']}",  # noqa: E731
+                                params={"$select": "lastPasswordChangeDateTime"}).json()["lastPasswordChangeDateTime"]
+    first = changed()
+    assert first == read["createdDateTime"]
+    time.sleep(1.1)  # Graph's timestamps count whole seconds here
+    assert graph.patch(f"/v1.0/users/{user['id']}", json={"displayName": "Dan"}).status_code == 204
+    assert changed() == first
+    assert graph.patch(f"/v1.0/users/{user['id']}", json={"passwordProfile": {
+        "password": STRONG_PASSWORD + "2", "forceChangePasswordNextSignIn": True}}).status_code == 204
+    assert changed() > first
+
+
+def test_every_exchange_plan_with_a_mailbox_gives_one(world: World) -> None:
+    control = world.control()
+    control.patch(f"/_emulator/tenants/{world.tenant_id}", json={"skus": [
+        {"sku_part_number": "EXCHANGE_S_ESSENTIALS", "units": 1}, {"sku_part_number": "EXCHANGEDESKLESS", "units": 1}]})
+    graph = world.graph()
+    skus = {s["skuPartNumber"]: s for s in graph.get("/v1.0/subscribedSkus").json()["value"]}
+    for part, plan in (("EXCHANGE_S_ESSENTIALS", "1126bef5-da20-4f07-b45e-ad25d2581aa8"),
+                       ("EXCHANGEDESKLESS", "4a82b400-a79f-41a4-b4e2-e94f5787b113")):
+        assert [p["servicePlanId"] for p in skus[part]["servicePlans"]] == [plan]
+        user = graph.post("/v1.0/users", json=new_user(f"{part.lower()}@contoso.com", usageLocation="NL")).json()
+        graph.post(f"/v1.0/users/{user['id']}/assignLicense", json={
+            "addLicenses": [{"skuId": skus[part]["skuId"], "disabledPlans": []}], "removeLicenses": []})
+        state = control.get(f"/_emulator/tenants/{world.tenant_id}").json()
+        assert next(u for u in state["users"] if u["id"] == user["id"])["mailbox"] in ("provisioning", "ready")

@@ -79,7 +79,8 @@ async def _in_process_flow() -> dict[str, Any]:
         await client.post("/_emulator/partners", json={"tenant_id": "p", "client_id": "c", "client_secret": "s"})
         await client.post("/_emulator/tenants", json={
             "tenant_id": "t", "company_name": "T", "initial_domain": "t.onmicrosoft.com",
-            "skus": [{"sku_part_number": BASIC, "units": 2}]})
+            "skus": [{"sku_part_number": BASIC, "units": 2}],
+            "users": [{"userPrincipalName": "boss@t.onmicrosoft.com", "directory_roles": ["Global Administrator"]}]})
         token = (await client.post("/t/oauth2/v2.0/token", data={
             "grant_type": "client_credentials", "client_id": "c", "client_secret": "s",
             "scope": f"{GRAPH}/.default"})).json()["access_token"]
@@ -100,6 +101,7 @@ def test_in_process_app_and_state_round_trip() -> None:
     assert tenant.skus[BASIC].consumed == 1
     assert tenant.find_user("A@t.onmicrosoft.com").id == result["user"]["id"]
     assert tenant.find_user(result["user"]["id"]).mailbox == "ready"
+    assert tenant.find_user("boss@t.onmicrosoft.com").roles == ["62e90394-69f5-4237-9190-012177145e10"]
 
 
 def test_state_file_survives_a_restart(tmp_path: Any) -> None:

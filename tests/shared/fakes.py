@@ -5,6 +5,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from emulator.users import DEFAULT_PROPERTIES
@@ -47,6 +48,7 @@ class FakeTenant:
     gdap: str = "active"
     mailboxes: set[str] = field(default_factory=set)  # user ids whose mailbox exists
     hidden: set[str] = field(default_factory=set)  # user ids not replicated yet
+    roles: dict[str, list[str]] = field(default_factory=dict)  # user id -> directory role names
 
     def by_upn(self, upn: str) -> dict[str, Any] | None:
         return next((u for u in self.users.values() if u["userPrincipalName"].lower() == upn.lower()), None)
@@ -78,7 +80,7 @@ class FakeMicrosoft:
 
     def add_user(self, tenant: FakeTenant, upn: str, **props: Any) -> dict[str, Any]:
         user = {"id": str(uuid.uuid4()), "userPrincipalName": upn, "accountEnabled": True, "usageLocation": None,
-                "assignedLicenses": [], **props}
+                "assignedLicenses": [], "createdDateTime": datetime.now(UTC).isoformat(), **props}
         tenant.users[user["id"]] = user
         return user
 
@@ -191,6 +193,13 @@ class FakeGraph:
         if "userPrincipalName" in changes and not self.t.domains.get(changes["userPrincipalName"].split("@")[1]):
             raise UnverifiedDomain("Graph 400: domain portion of the userPrincipalName is invalid", status=400)
         user.update(changes)
+
+    def member_of(self, user_id: str) -> list[dict[str, Any]]:
+        self.ms.hit("member_of")
+        user = self._user(user_id)
+        return [{"@odata.type": "#microsoft.graph.group", "id": "all-users", "displayName": "All Users"},
+                *({"@odata.type": "#microsoft.graph.directoryRole", "id": str(uuid.uuid4()), "displayName": name,
+                   "roleTemplateId": None} for name in self.t.roles.get(user["id"], []))]
 
     def delete_user(self, user_id: str) -> None:
         self.ms.hit("delete_user")

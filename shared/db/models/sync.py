@@ -16,7 +16,7 @@ class SyncPolicy(TimestampMixin, Base):
     customer_id: Mapped[str] = mapped_column(IdType, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     interval_minutes: Mapped[int] = mapped_column(Integer, default=60)
-    import_unknown_users: Mapped[bool] = mapped_column(Boolean, default=False)
+    import_unknown_users: Mapped[bool] = mapped_column(Boolean, default=True)
     master: Mapped[str] = mapped_column(String(16), default="microsoft")  # local | microsoft
     delta_link: Mapped[str | None] = mapped_column(Text, nullable=True)
     next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)

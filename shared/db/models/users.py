@@ -26,7 +26,11 @@ class User(IdMixin, TimestampMixin, Base):
     entra_upn: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # active | deleted_in_entra ; provisioning state lives on UserService
     state: Mapped[str] = mapped_column(String(24), default="active")
-    source: Mapped[str] = mapped_column(String(16), default="local")  # local | imported
+    source: Mapped[str] = mapped_column(String(16), default="local")  # local | imported | adopted
+    # How the engine came to hold the Entra account (shared.users.adoption): created (by a create of
+    # its own), adopted (an account that existed, linked by the user's own UPN under a reseller or
+    # operator key) or synced (linked or imported by the sync). NULL: not linked, or not known.
+    entra_origin: Mapped[str | None] = mapped_column(String(16), nullable=True)
     licences: Mapped[list[str]] = mapped_column(Json, default=list)  # sku part numbers seen in Entra
     matched_user_plan_id: Mapped[str | None] = mapped_column(IdType, nullable=True)
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

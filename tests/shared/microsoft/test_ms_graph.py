@@ -175,3 +175,14 @@ def test_graph_calls_carry_token_for_the_customer(graph: GraphClient, fake: Fake
     assert fake.token_requests[0]["scope"] == "https://graph.microsoft.com/.default"
     assert request.headers["Accept"] == "application/json"
     assert len(request.headers["client-request-id"]) == 36
+
+
+def test_member_of_follows_pages_and_keeps_the_odata_types(graph: GraphClient, fake: FakeMicrosoft) -> None:
+    role = {"@odata.type": "#microsoft.graph.directoryRole", "id": "r1", "displayName": "Global Administrator",
+            "roleTemplateId": "62e90394-69f5-4237-9190-012177145e10"}
+    group = {"@odata.type": "#microsoft.graph.group", "id": "g1", "displayName": "All Users"}
+    fake.on("GET", f"{GRAPH}/users/u1/memberOf", httpx.Response(200, json={
+        "value": [group], "@odata.nextLink": f"{GRAPH}/users/u1/memberOf?page=2"}))
+    fake.on("GET", f"{GRAPH}/users/u1/memberOf?page=2", httpx.Response(200, json={"value": [role]}))  # matched first
+    assert graph.member_of("u1") == [group, role]
+    assert fake.api_requests()[0].url.path == "/v1.0/users/u1/memberOf"

@@ -11,7 +11,7 @@ from shared.db.uow import UnitOfWork
 from shared.requests import dispatch
 from shared.requests.dispatch import NoPublisher, RequestRef
 
-REF = RequestRef("r1", "user.provision", "reserve_seat")
+REF = RequestRef("r1", "user.provision", "reserve_seat", 1)
 
 
 @pytest.fixture

@@ -150,3 +150,53 @@ def test_a_customer_whose_tenant_is_not_connected_fails_clearly(sync_world: Sync
     result = run_sync(cid)
     assert (result.state, result.error) == ("failed", "TenantNotConnected: the customer's tenant is not connected "
                                                       "(Azure AD service)")
+
+
+def test_users_the_sync_links_or_imports_are_provisioned_with_their_plan_and_count(sync_world: SyncWorld):
+    from sqlalchemy import select
+
+    from shared.db.models import User, UserService
+    from shared.db.uow import UnitOfWork
+    from shared.plans import limits
+
+    w = sync_world
+    _tenant_with_users(w)
+    cid = w.customer(import_unknown=True)
+    with UnitOfWork() as uow:  # a local user never provisioned through the engine: no service yet
+        uow.session.add(User(customer_id=cid, upn=f"alice@{w.verified}", display_name="Alice", aliases=[]))
+        uow.commit()
+
+    assert run_sync(cid).state == "succeeded"
+
+    users = w.users()
+    with UnitOfWork() as uow:
+        services = {upn: (svc.state, svc.user_plan_id) for upn, svc in (
+            (next(u for u in users.values() if u.id == s.user_id).upn, s) for s in uow.session.scalars(
+                select(UserService).where(UserService.user_id.in_([u.id for u in users.values()]))))}
+        used = limits.in_use(uow.session, cid, list(w.plan_ids.values()))
+    basic, both = w.plan_ids[(BASIC,)], w.plan_ids[(BASIC, PREMIUM)]
+    assert services == {f"alice@{w.verified}": ("provisioned", basic),  # linked by UPN
+                        f"bob@{w.initial}": ("provisioned", both),  # imported
+                        f"carol@{w.verified}": ("provisioned", both)}  # imported; dave holds no licence
+    assert used == {basic: 1, both: 2}
+    assert {u.upn: u.entra_origin for u in users.values()} == {
+        f"alice@{w.verified}": "synced", f"bob@{w.initial}": "synced", f"carol@{w.verified}": "synced",
+        f"dave@{w.verified}": "synced"}
+    again = run_sync(cid, full=True)  # a second round changes nothing
+    assert again.state == "succeeded" and again.created == 0
+
+
+def test_the_default_policy_imports_unknown_users(sync_world: SyncWorld):
+    from sqlalchemy import delete
+
+    from shared.db.uow import UnitOfWork
+
+    w = sync_world
+    _tenant_with_users(w)
+    cid = w.customer()
+    with UnitOfWork() as uow:  # a customer that never stored a policy: the sync gives it the default
+        uow.session.execute(delete(SyncPolicy).where(SyncPolicy.customer_id == cid))
+        uow.commit()
+    result = run_sync(cid)
+    assert (result.state, result.created) == ("succeeded", 4)
+    assert w.policy().import_unknown_users is True

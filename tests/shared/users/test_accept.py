@@ -105,3 +105,72 @@ def test_bulk_counts_the_batch_and_writes_all(setup: dict[str, Any], maker: sess
     with pytest.raises(StateConflict) as conflict:
         bulk.bulk_provision(UnitOfWork(maker), OP, setup["customer"].id, users(1), idem=None, present=_raw)
     assert conflict.value.code == "upn_conflict"
+
+
+# -- passwords, plan changes, adoption, hard limits at the accept (issues 15 and 18) ---------------------------
+def _customer_key(setup: dict[str, Any]) -> Principal:
+    return Principal(setup["b"].api_key("customer", setup["customer"].id).id, "customer", setup["customer"].id)
+
+
+def test_the_password_applies_only_if_created_unless_a_reset_is_asked(
+        setup: dict[str, Any], maker: sessionmaker[Session], db: Session, published: list[RequestRef]) -> None:
+    first = _provision(maker, setup["user"].id, setup["plan"].id)
+    assert first.password_applies == "if_created" and "reset_password" not in first.request.params
+    db.get(ProvisioningRequest, first.request.id).state = "succeeded"  # type: ignore[union-attr]
+    setup["user"].licences = [E3, EMS]  # licensed by it
+    db.flush()
+    reset = provisioning.provision_user(UnitOfWork(maker), OP, setup["user"].id, setup["plan"].id, idem=None,
+                                        present=_raw, reset_password=True).body
+    assert reset.password_applies == "always" and reset.request.params["reset_password"] is True
+
+
+def test_a_plan_change_names_the_plan_it_replaces(setup: dict[str, Any], maker: sessionmaker[Session], db: Session,
+                                                  published: list[RequestRef]) -> None:
+    first = _provision(maker, setup["user"].id, setup["plan"].id)
+    db.get(ProvisioningRequest, first.request.id).state = "succeeded"  # type: ignore[union-attr]
+    other = setup["b"].user_plan([Licence(E3)], setup["sp"])
+    from shared.db.models import PlanEnablement
+
+    db.add(PlanEnablement(customer_id=setup["customer"].id, user_plan_id=other.id, enabled=True))
+    db.flush()
+    change = _provision(maker, setup["user"].id, other.id)
+    assert change.request.params == {"user_plan_id": other.id, "previous_user_plan_id": setup["plan"].id}
+
+
+def test_a_customer_key_is_refused_early_on_an_account_the_engine_did_not_create(
+        setup: dict[str, Any], maker: sessionmaker[Session], db: Session, published: list[RequestRef]) -> None:
+    user = setup["user"]
+    user.entra_id, user.entra_upn, user.entra_origin, user.source = "e1", user.upn, "synced", "local"
+    db.flush()
+    own = _customer_key(setup)
+    with pytest.raises(StateConflict) as err:
+        _provision(maker, user.id, setup["plan"].id, own)
+    assert err.value.code == "adoption_requires_reseller"
+    with pytest.raises(StateConflict) as err:
+        provisioning.deprovision_user(UnitOfWork(maker), own, user.id, delete_user=True, idem=None, present=_raw)
+    assert err.value.code == "adoption_requires_reseller" and published == []
+    assert _provision(maker, user.id, setup["plan"].id).request.kind == "user.provision"  # an operator may
+
+
+def test_a_customer_key_may_remove_an_account_the_engine_created(
+        setup: dict[str, Any], maker: sessionmaker[Session], db: Session, published: list[RequestRef]) -> None:
+    user = setup["user"]
+    user.entra_id, user.entra_upn, user.entra_origin = "e2", user.upn, "created"
+    db.flush()
+    req = provisioning.deprovision_user(UnitOfWork(maker), _customer_key(setup), user.id, delete_user=True,
+                                        idem=None, present=_raw).body
+    assert req.kind == "user.deprovision"
+
+
+def test_the_hard_limit_binds_a_customer_key_at_the_accept_only(
+        setup: dict[str, Any], maker: sessionmaker[Session], db: Session, published: list[RequestRef]) -> None:
+    from shared.db.models import PlanEnablement
+
+    db.query(PlanEnablement).filter_by(customer_id=setup["customer"].id).one().hard_limit = 0
+    db.flush()
+    with pytest.raises(StateConflict) as err:
+        _provision(maker, setup["user"].id, setup["plan"].id, _customer_key(setup))
+    assert err.value.code == "plan_limit_reached"
+    reseller = Principal(setup["b"].api_key("service-provider", setup["sp"].id).id, "service-provider",
+                         setup["sp"].id)
+    assert _provision(maker, setup["user"].id, setup["plan"].id, reseller).request.kind == "user.provision"

@@ -102,3 +102,138 @@ def test_the_password_is_read_from_the_encrypted_store(world, db):
     stored = db.query(UserService).filter_by(user_id=user.id).one().temp_password_enc
     _run(world, user)
     assert world.tenant.by_upn("ivo@contoso.com")["passwordProfile"]["password"] == decrypt(stored)
+
+
+# -- never adopt a stranger; adoption needs a reseller; passwords (issues 15 and 18) --------------------------
+def _audit(db, user, action):
+    from sqlalchemy import select
+
+    from shared.db.models import AuditEvent
+
+    return db.scalars(select(AuditEvent).where(AuditEvent.object_id == user.id, AuditEvent.action == action)).all()
+
+
+def test_a_stranger_holding_the_fallback_upn_is_never_linked(world):
+    stranger = world.ms.add_user(world.tenant, "kim@contoso.onmicrosoft.com", usageLocation="GB")
+    user = world.user("kim@later.example")  # its own domain is not verified: the fallback name is looked up
+    req = world.b.provision(user, world.plan)
+    with pytest.raises(StepFailed) as failed:
+        ensure_user(world.ctx(req, "ensure_user"))
+    assert failed.value.code == "upn_conflict"
+    assert "kim@contoso.onmicrosoft.com" in failed.value.message and stranger["id"] in failed.value.message
+    assert user.entra_id is None and world.ms.created == [] and world.ms.calls["update_user"] == 0
+
+
+def test_a_stranger_taking_the_fallback_name_during_our_create_is_not_ours(world):
+    user = world.user("lou@later.example")
+    req = world.b.provision(user, world.plan)
+    stranger = world.ms.add_user(world.tenant, "lou@contoso.onmicrosoft.com",
+                                 createdDateTime=(utcnow() - timedelta(hours=2)).isoformat())
+    world.tenant.hidden.add(stranger["id"])  # not readable when we look: our create meets a conflict
+    with pytest.raises(RetrySoon):
+        ensure_user(world.ctx(req, "ensure_user"))
+    world.tenant.hidden.clear()
+    later = utcnow() + timedelta(seconds=world.settings.create_confirm_s)
+    with pytest.raises(StepFailed) as failed:
+        ensure_user(world.ctx(req, "ensure_user", now=later))
+    assert failed.value.code == "upn_conflict" and user.entra_id is None
+
+
+def test_our_own_create_on_the_fallback_domain_is_recognised_after_its_answer_was_lost(world):
+    user = world.user("max@later.example")
+    req = world.b.provision(user, world.plan)
+    sent = utcnow() - timedelta(seconds=3)
+    req.context = {"create_sent_at": sent.isoformat(), "create_attempts": [sent.isoformat()]}
+    ours = world.ms.add_user(world.tenant, "max@contoso.onmicrosoft.com", usageLocation="NL")  # made by that create
+    outcome = ensure_user(world.ctx(req, "ensure_user"))
+    assert user.entra_id == ours["id"] and user.entra_origin == "created" and "confirmed" in outcome.note
+    assert req.context["user_created"] is True and req.context["result"] == {"user": "created", "password": "set"}
+    assert world.ms.created == []
+
+
+def test_an_earlier_requests_lost_create_is_still_the_engines_own(world):
+    user = world.user("ned@contoso.com")
+    earlier = world.b.provision(user, world.plan)
+    sent = utcnow() - timedelta(minutes=1)
+    earlier.context = {"create_sent_at": sent.isoformat()}
+    earlier.state = "failed"
+    ours = world.ms.add_user(world.tenant, "ned@contoso.com", usageLocation="NL",
+                             createdDateTime=(sent + timedelta(seconds=2)).isoformat())
+    key = world.b.api_key("customer", world.customer.id)
+    req = world.b.provision(user, world.plan, created_by=key.id)  # a customer key may: the account is ours
+    ensure_user(world.ctx(req, "ensure_user"))
+    assert user.entra_id == ours["id"] and user.entra_origin == "created" and user.source == "local"
+    assert req.context["result"] == {"user": "linked", "password": "kept"}  # the earlier request set it
+
+
+def test_a_customer_key_may_not_adopt_an_account_that_existed(world, db):
+    world.ms.add_user(world.tenant, "ola@contoso.com", usageLocation="GB")
+    user = world.user("ola@contoso.com")
+    key = world.b.api_key("customer", world.customer.id)
+    req = world.b.provision(user, world.plan, created_by=key.id)
+    with pytest.raises(StepFailed) as failed:
+        ensure_user(world.ctx(req, "ensure_user"))
+    assert failed.value.code == "adoption_requires_reseller"
+    assert user.entra_id is None and user.source == "local" and _audit(db, user, "user.adopted") == []
+
+
+def test_a_reseller_adopts_an_existing_account_and_it_is_audited(world, db):
+    existing = world.ms.add_user(world.tenant, "pia@contoso.com", usageLocation="GB")
+    user = world.user("pia@contoso.com")
+    key = world.b.api_key("service-provider", world.provider.id)
+    req = world.b.provision(user, world.plan, created_by=key.id)
+    ensure_user(world.ctx(req, "ensure_user"))
+    assert (user.entra_id, user.entra_origin, user.source) == (existing["id"], "adopted", "adopted")
+    [event] = _audit(db, user, "user.adopted")
+    assert event.actor == f"key:{key.id}" and event.detail["entra_id"] == existing["id"]
+    assert world.ms.calls["member_of"] == 1
+
+
+def test_an_account_holding_a_directory_role_is_never_adopted(world):
+    admin = world.ms.add_user(world.tenant, "root@contoso.com", usageLocation="GB")
+    world.tenant.roles[admin["id"]] = ["Global Administrator"]
+    user = world.user("root@contoso.com")
+    req = world.b.provision(user, world.plan)  # not even by an operator
+    with pytest.raises(StepFailed) as failed:
+        ensure_user(world.ctx(req, "ensure_user"))
+    assert failed.value.code == "privileged_account" and "Global Administrator" in failed.value.message
+    assert user.entra_id is None and world.ms.calls["update_user"] == 0
+
+
+def test_an_existing_account_keeps_its_password_unless_a_reset_is_asked(world):
+    existing = world.ms.add_user(world.tenant, "quy@contoso.com", usageLocation="GB")
+    user = world.user("quy@contoso.com", password="Cc3#" + "z" * 16)
+    req = world.b.provision(user, world.plan)
+    ensure_user(world.ctx(req, "ensure_user"))
+    assert "passwordProfile" not in existing and world.ms.calls["update_user"] == 0
+    assert req.context["result"] == {"user": "linked", "password": "kept"}
+    again = world.b.provision(user, world.plan, params={"reset_password": True})
+    outcome = ensure_user(world.ctx(again, "ensure_user"))
+    assert existing["passwordProfile"] == {"password": "Cc3#" + "z" * 16, "forceChangePasswordNextSignIn": True}
+    assert again.context["result"] == {"user": "linked", "password": "set"} and "passwordProfile" in outcome.note
+
+
+def test_a_created_user_reports_created_and_set(world):
+    user = world.user("rae@contoso.com")
+    req, _ = _run(world, user)
+    assert req.context["result"] == {"user": "created", "password": "set"} and user.entra_origin == "created"
+
+
+def test_a_disabled_account_is_enabled_again(world):
+    user = world.user("sam@contoso.com")
+    _run(world, user)
+    world.tenant.users[user.entra_id]["accountEnabled"] = False  # what deprovisioning did
+    req = world.b.provision(user, world.plan)
+    outcome = ensure_user(world.ctx(req, "ensure_user"))
+    assert world.tenant.users[user.entra_id]["accountEnabled"] is True and "accountEnabled" in outcome.note
+    assert world.ms.created == ["sam@contoso.com"]
+
+
+def test_a_link_the_sync_made_to_another_name_is_not_trusted(world):
+    stranger = world.ms.add_user(world.tenant, "tia@contoso.onmicrosoft.com", usageLocation="GB")
+    user = world.user("tia@later.example")
+    user.entra_id, user.entra_upn, user.entra_origin = stranger["id"], "tia@contoso.onmicrosoft.com", "synced"
+    req = world.b.provision(user, world.plan)
+    with pytest.raises(StepFailed) as failed:
+        ensure_user(world.ctx(req, "ensure_user"))
+    assert failed.value.code == "upn_conflict" and world.ms.calls["update_user"] == 0

@@ -141,3 +141,139 @@ def test_a_step_reads_its_user_and_the_user_s_service_in_one_statement(world, db
     db.expire_all()
     next_step = world.ctx(req, "assign_licences")
     assert subject.service_of(next_step, subject.user_of(next_step)).user_id == user.id
+
+
+# -- re-provisioning, deprovisioning, missing seats (issue 15 items 3 and 5) --------------------------------
+def _premium(world):
+    """A second SKU in the tenant and a plan granting it: a plan change from world.plan to it."""
+    from shared.db.models import PlanEnablement
+    from tests.shared.fakes import FakeSku
+
+    sku = FakeSku("O365_BUSINESS_PREMIUM", units=3)
+    world.tenant.skus[sku.part] = sku
+    world.db.add(TenantSku(customer_id=world.customer.id, sku_id=sku.sku_id, sku_part_number=sku.part, total=3,
+                           consumed=0, service_plans=["EXCHANGE_S_STANDARD"]))
+    plan = world.b.user_plan([Licence(sku.part)], world.provider)
+    world.db.add(PlanEnablement(customer_id=world.customer.id, user_plan_id=plan.id, enabled=True))
+    world.db.flush()
+    return sku, plan
+
+
+def test_a_plan_change_swaps_the_licences_in_one_call(world, db):
+    user, req = _linked(world, "plan.change@contoso.com")
+    assign_licences(world.ctx(req, "assign_licences"))
+    premium, new_plan = _premium(world)
+    change = world.b.provision(user, new_plan, params={"previous_user_plan_id": world.plan.id})
+    ensure_user(world.ctx(change, "ensure_user"))
+    world.ms.calls.clear()
+    outcome = assign_licences(world.ctx(change, "assign_licences"))
+    assert world.ms.calls["assign_licences"] == 1  # added and removed together
+    held = [lic["skuId"] for lic in world.tenant.users[user.entra_id]["assignedLicenses"]]
+    assert held == [premium.sku_id] and world.fake_sku.consumed == 0 and premium.consumed == 1
+    assert user.licences == ["O365_BUSINESS_PREMIUM"] and "removed O365_BUSINESS_ESSENTIALS" in outcome.note
+    states = dict(db.execute(select(SeatReservation.request_id, SeatReservation.state).where(
+        SeatReservation.user_id == user.id)).all())
+    assert states == {req.id: "released", change.id: "consumed"}
+
+
+def test_deprovisioning_removes_every_licence_the_engine_assigned(world, db):
+    user, req = _linked(world, "every.licence@contoso.com")
+    assign_licences(world.ctx(req, "assign_licences"))  # the engine assigned Business Basic
+    premium, other_plan = _premium(world)
+    world.ms.graph(None, world.tenant.tenant_id).assign_licences(  # an admin added another licence by hand
+        user.entra_id, add=[{"skuId": premium.sku_id, "disabledPlans": []}], remove=[])
+    from shared.db.models import UserService
+
+    # The user's service names another plan now (say a plan change whose request failed before licensing).
+    db.query(UserService).filter_by(user_id=user.id).one().user_plan_id = other_plan.id
+    dep = world.b.request("user.deprovision", customer=world.customer, user=user)
+    remove_licences(world.ctx(dep, "remove_licences"))
+    assert world.tenant.users[user.entra_id]["assignedLicenses"] == []
+    assert world.fake_sku.consumed == 0 and premium.consumed == 0
+
+
+def test_a_missing_seat_names_the_user_this_request_created(world):
+    user = world.user("no.seat@contoso.com")
+    req = world.b.provision(user, world.plan)
+    ensure_user(world.ctx(req, "ensure_user"))  # created
+    world.fake_sku.consumed = world.fake_sku.units  # the last seat went elsewhere meanwhile
+    with pytest.raises(StepFailed) as failed:
+        assign_licences(world.ctx(req, "assign_licences"))
+    assert failed.value.code == "no_free_licences"
+    assert "no.seat@contoso.com" in failed.value.message and user.entra_id in failed.value.message
+    assert "created" in failed.value.message
+
+
+def test_every_exchange_plan_that_gives_a_mailbox_is_expected_to(world):
+    from shared.plans.skus import grants_mailbox
+
+    for name, plan_id in (("EXCHANGE_S_STANDARD", "9aaf7827-d63c-4b61-89c3-182f06f82e5c"),
+                          ("EXCHANGE_S_ENTERPRISE", "efb87545-963c-4e0d-99df-69c6916d9eb0"),
+                          ("EXCHANGE_S_DESKLESS", "4a82b400-a79f-41a4-b4e2-e94f5787b113"),
+                          ("EXCHANGE_S_ESSENTIALS", "1126bef5-da20-4f07-b45e-ad25d2581aa8")):
+        assert grants_mailbox({"servicePlans": [{"servicePlanId": plan_id, "servicePlanName": name}]}, []), name
+        assert grants_mailbox({"servicePlans": [{"servicePlanName": name}]}, []), name  # TenantSku rows: names
+    foundation = {"servicePlans": [{"servicePlanId": "113feb6c-3fe4-4440-bddc-54d774bf0318",
+                                    "servicePlanName": "EXCHANGE_S_FOUNDATION"}]}
+    assert not grants_mailbox(foundation, [])
+
+
+# -- who may disable or delete (issue 18 item 1) -----------------------------------------------------------
+def _deprovision(world, user, role=None, **params):
+    key = world.b.api_key(role, world.customer.id if role == "customer" else world.provider.id) if role else None
+    dep = world.b.request("user.deprovision", customer=world.customer, user=user, params=params)
+    if key is not None:
+        dep.created_by = key.id
+    return dep
+
+
+def test_a_customer_key_may_not_disable_an_account_the_engine_did_not_create(world):
+    from shared.users.steps import disable_or_delete
+
+    existing = world.ms.add_user(world.tenant, "adopted@contoso.com", usageLocation="GB")
+    user = world.user("adopted@contoso.com")
+    ensure_user(world.ctx(world.b.provision(user, world.plan), "ensure_user"))  # an operator adopted it
+    assert user.entra_origin == "adopted"
+    dep = _deprovision(world, user, "customer")
+    with pytest.raises(StepFailed) as failed:
+        remove_licences(world.ctx(dep, "remove_licences"))
+    assert failed.value.code == "adoption_requires_reseller"
+    with pytest.raises(StepFailed):
+        disable_or_delete(world.ctx(dep, "disable_or_delete"))
+    assert existing["accountEnabled"] is True
+    by_reseller = _deprovision(world, user, "service-provider", delete_user=False)
+    disable_or_delete(world.ctx(by_reseller, "disable_or_delete"))
+    assert existing["accountEnabled"] is False
+
+
+def test_a_customer_key_may_delete_an_account_the_engine_created(world):
+    from shared.users.steps import disable_or_delete
+
+    user, _req = _linked(world, "ours@contoso.com")
+    entra_id = user.entra_id
+    dep = _deprovision(world, user, "customer", delete_user=True)
+    disable_or_delete(world.ctx(dep, "disable_or_delete"))
+    assert entra_id not in world.tenant.users and user.entra_id is None
+
+
+def test_an_account_given_a_directory_role_is_never_disabled_or_deleted(world):
+    from shared.users.steps import disable_or_delete
+
+    user, _req = _linked(world, "later.admin@contoso.com")
+    world.tenant.roles[user.entra_id] = ["User Administrator"]  # an admin made it one since
+    dep = _deprovision(world, user, delete_user=True)
+    with pytest.raises(StepFailed) as failed:
+        disable_or_delete(world.ctx(dep, "disable_or_delete"))
+    assert failed.value.code == "privileged_account" and user.entra_id in world.tenant.users
+
+
+def test_nothing_is_changed_on_an_account_linked_by_another_name(world):
+    from shared.users.steps import disable_or_delete
+
+    stranger = world.ms.add_user(world.tenant, "vic@contoso.onmicrosoft.com", usageLocation="GB")
+    user = world.user("vic@later.example")
+    user.entra_id, user.entra_upn, user.entra_origin = stranger["id"], "vic@contoso.onmicrosoft.com", "synced"
+    dep = _deprovision(world, user, delete_user=True)
+    with pytest.raises(StepFailed) as failed:
+        disable_or_delete(world.ctx(dep, "disable_or_delete"))
+    assert failed.value.code == "upn_conflict" and stranger["id"] in world.tenant.users

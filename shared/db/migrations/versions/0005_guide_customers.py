@@ -1,6 +1,6 @@
 """Guide rules for customers: notification recipients, and request secrets shown once
 
-Revision ID: 0006_guide_customers
+Revision ID: 0005_guide_customers
 Revises: 0004_dispatch
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 
 from shared.db.types import UTCDateTime
 
-revision: str = "0006_guide_customers"
+revision: str = "0005_guide_customers"
 down_revision: str | None = "0004_dispatch"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
