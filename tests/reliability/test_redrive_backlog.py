@@ -27,7 +27,7 @@ import time
 import pytest
 
 from shared.requests import kinds
-from tests.reliability.stack import Stack, audit, flush_redis, quiet_emulator, run_step_messages, seed
+from tests.reliability.drill import audit, run_step_messages, seed
 from worker.canvas import publish
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -40,23 +40,22 @@ MAX_MESSAGES_PER_ATTEMPT = 1.2
 
 
 def test_a_queue_deeper_than_the_redrive_clock_sends_each_step_about_once(drill):
-    world = drill.world
-    tenants, refs = seed(world, TENANTS, USERS_PER_TENANT)
+    seeder = drill.seeder
+    tenants, refs = seed(seeder, TENANTS, USERS_PER_TENANT)
     ids = [r.id for r in refs]
-    flush_redis()
-    quiet_emulator(drill.emulator)
+    drill.fresh()
     # One message per step (no run-on): then messages per step attempt measure the re-drives exactly.
-    with Stack({**drill.env, "REDRIVE_AFTER_S": str(REDRIVE_AFTER_S), "RUN_ON_STEPS": "1"}) as stack:
+    with drill.stack(REDRIVE_AFTER_S=str(REDRIVE_AFTER_S), RUN_ON_STEPS="1") as stack:
         stack.worker("w0")
         stack.worker("w1")
         stack.beat()
         started = time.monotonic()
         publish(refs)
-        states = world.wait(ids, timeout=180)
+        states = seeder.wait(ids, timeout=180)
         elapsed = time.monotonic() - started
         assert states == {kinds.SUCCEEDED: len(ids)}, (states, stack.logs())
         messages = run_step_messages(stack)
-    facts = audit(world, tenants, refs)
+    facts = audit(seeder, tenants, refs)
     ratio = messages / facts["step_attempts"]
     print(f"\n[drill g] {len(ids)} users with REDRIVE_AFTER_S={REDRIVE_AFTER_S}: all succeeded in {elapsed:.0f}s; "
           f"{messages} run_step messages for {facts['step_attempts']} step attempts ({ratio:.2f} per attempt)")
