@@ -86,3 +86,22 @@ def test_the_world_is_stamped_with_the_emulators_time(world: World) -> None:
     created = graph.post("/v1.0/users", json=new_user("stamped@contoso.com", usageLocation="NL")).json()
     shown = graph.get(f"/v1.0/users/{created['id']}", params={"$select": "createdDateTime"}).json()
     assert shown["createdDateTime"][:10] == later["now"][:10]
+
+
+def test_a_new_tenant_refuses_sign_in_until_its_delay_passed_on_the_clock(world: World) -> None:
+    world.emulator.set_faults(new_tenant_token_delay_s=600)
+    world.emulator.freeze_clock()
+    created = world.partner_center().post("/v1/customers", json={
+        "companyProfile": {"domain": "slowco.onmicrosoft.com"},
+        "billingProfile": {"email": "it@slowco.example", "culture": "en-US", "language": "en",
+                           "companyName": "SlowCo", "defaultAddress": {"country": "US"}}})
+    assert created.status_code == 201
+    tenant_id = created.json()["id"]
+    token_form = {"grant_type": "client_credentials", "client_id": world.client_id,
+                  "client_secret": world.client_secret, "scope": "https://graph.microsoft.com/.default"}
+    control = world.control()
+    world.emulator.advance_clock(599)
+    early = control.post(f"/{tenant_id}/oauth2/v2.0/token", data=token_form)
+    assert (early.status_code, early.json()["error_codes"]) == (400, [700016])
+    world.emulator.advance_clock(1)
+    assert control.post(f"/{tenant_id}/oauth2/v2.0/token", data=token_form).status_code == 200
