@@ -2,7 +2,7 @@
 """Bootstrap: create .venv from the lock file, then run the embedded default or the tests.
 
     python3 bootstrap.py dev     # emulator + API + worker + beat + Flower on SQLite
-    python3 bootstrap.py test    # ruff, mypy, pytest
+    python3 bootstrap.py test    # ruff, mypy, lint-imports, pytest
 
 Only the standard library is used here, so a fresh machine with Python 3.11+ is enough.
 The virtual environment is rebuilt when requirements/lock.txt changes.
@@ -46,7 +46,8 @@ def ensure_venv() -> None:
 def run_tests(extra: list[str]) -> int:
     steps = [
         [str(BIN / "ruff"), "check", "."],
-        [str(BIN / "mypy"), "shared", "worker", "api", "emulator"],
+        [str(BIN / "mypy"), "shared", "worker", "api", "emulator", "commands"],
+        [str(BIN / "lint-imports")],  # the layering contracts in pyproject.toml
         [str(BIN / "python"), "-m", "pytest", *(extra or ["-q"])],
     ]
     for cmd in steps:

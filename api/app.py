@@ -1,4 +1,4 @@
-"""The HTTP API: `create_app()` builds the FastAPI application (uvicorn api.app:create_app --factory)."""
+"""The HTTP API: `create_app()` builds the FastAPI application (served via commands.apiserver:create_app)."""
 from __future__ import annotations
 
 import gc
@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api import problems
-from api.deps import known_query
+from api.deps import single_valued_query
 from api.metrics import MetricsMiddleware
 from api.middleware import BodyLimit
 from api.publishing import BackgroundPublisher
@@ -21,6 +21,7 @@ from api.routes import (
     customer_services,
     customers,
     health,
+    notifications,
     plans,
     requests,
     service_providers,
@@ -32,7 +33,7 @@ from shared.customers import live
 from shared.db.engine import dispose_engine
 from shared.observability.logging import configure_logging
 from shared.requests import dispatch
-from shared.settings import Settings, get_settings
+from shared.settings import Settings, get_settings, settings_or_exit
 
 DESCRIPTION = """Provisioning engine for Microsoft 365 resellers.
 
@@ -41,26 +42,24 @@ Every error is `application/problem+json` (RFC 9457) with a stable `code`. Creat
 `/v1/requests/{id}`. Objects outside the key's scope answer 404."""
 
 # Users first: its routes are the hot ones, and routes are matched in order.
-ROUTERS = (users, requests, customers, customer_services, agreements, sync, service_providers, plans, health)
+ROUTERS = (users, requests, customers, customer_services, agreements, sync, notifications, service_providers, plans,
+           health)
 
 
-# How soon a thread whose database call returned gets the GIL back (Python's default is 5 ms). A
-# thread holding a customer's seat lock waits for the GIL between its statements; every
-# millisecond there is a millisecond every other accept for that customer queues behind it.
+# How soon a thread whose database call returned gets the GIL back (Python's default is 5 ms): a
+# thread holding a customer's seat lock waits for it, and that customer's other accepts wait behind.
 GIL_SWITCH_INTERVAL_S = 0.001
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # Few threads: the accept path is CPU-bound Python between short database round trips, and
-    # every extra thread adds GIL hand-offs (8 cost a tenth more CPU per accept than 4). Scale with
-    # processes (`provisioner api --workers`), not threads.
+    # Few threads: the accept path is CPU-bound Python between short database round trips, and every
+    # extra thread adds GIL hand-offs. Scale with processes (`provisioner api --workers`), not threads.
     anyio.to_thread.current_default_thread_limiter().total_tokens = get_settings().api_threads
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    publisher = BackgroundPublisher(dispatch.get_publisher())  # the default, worker.canvas.publish
+    publisher = BackgroundPublisher(dispatch.get_publisher())  # the entry point's; none installed: fails here
     # Everything loaded so far (FastAPI, SQLAlchemy, pydantic, the routes) lives as long as the
-    # process: out of the collector's sight, a full collection no longer walks it in the middle of
-    # a request (those pauses were the slowest answers).
+    # process: out of the collector's sight, a full collection does not walk it in the middle of a request.
     gc.collect()
     gc.freeze()
     dispatch.set_publisher(publisher)
@@ -75,10 +74,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    settings = settings or settings_or_exit()  # uvicorn's factory: a bad setting is one line, not a traceback
     configure_logging(json_lines=settings.log_json, level=settings.log_level)
     app = FastAPI(title="m365-provisioner", version="1.0", description=DESCRIPTION, lifespan=_lifespan,
-                  docs_url="/docs", redoc_url=None, dependencies=[Depends(known_query)])
+                  docs_url="/docs", redoc_url=None, dependencies=[Depends(single_valued_query)])
     problems.install(app)
     for module in ROUTERS:
         app.include_router(module.router)

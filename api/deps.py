@@ -1,6 +1,7 @@
-"""Every route dependency, in one place: the caller, the unit of work, the idempotency key, paging."""
+"""Every route dependency, in one place: the caller, the unit of work, the idempotency key, the query's shape."""
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -10,14 +11,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.schemas.common import ID_PATTERN
+from api.schemas.common import ID_PATTERN, NoQuery
 from shared.auth.keys import authenticate, cached_principal
 from shared.auth.principal import Principal
 from shared.db.engine import session_factory
 from shared.db.uow import UnitOfWork
 from shared.errors import InvalidInput, ServiceError
 from shared.idempotency import MAX_KEY_LENGTH, Answer, Idempotency, fingerprint
-from shared.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer m365p_…`")
 
@@ -59,49 +59,26 @@ async def idempotency(request: Request, who: Annotated[Principal, Depends(princi
     return Idempotency(who.key_id, key, fingerprint(request.method, target, body))
 
 
-_known_query: dict[int, frozenset[str]] = {}
-
-
-async def known_query(request: Request) -> None:
-    """422 for a query parameter the route does not take (`?stat=failed` must not silently list everything)
-    or one given twice."""
-    if not request.query_params:
-        return
-    route = request.scope.get("route")
-    dependant = getattr(route, "dependant", None)
-    if dependant is None:
-        return
-    names = _known_query.get(id(route))
-    if names is None:
-        names = _known_query[id(route)] = frozenset(_query_names(dependant))
-    unknown = sorted(set(request.query_params) - names)
-    if unknown:
-        raise InvalidInput(f"unknown query parameter(s): {', '.join(unknown)}", [
-            {"loc": ["query", name], "msg": "not a parameter of this operation", "type": "unknown_parameter"}
-            for name in unknown])
-    # Every parameter takes one value; FastAPI would silently keep the last of several.
-    repeated = sorted({k for k, _ in request.query_params.multi_items()
-                       if len(request.query_params.getlist(k)) > 1})
+async def single_valued_query(request: Request) -> None:
+    """422 for a query parameter given more than once: each takes one value, and the query models would
+    silently keep the last of several."""
+    counts = Counter(name for name, _ in request.query_params.multi_items())
+    repeated = sorted(name for name, n in counts.items() if n > 1)
     if repeated:
         raise InvalidInput(f"query parameter(s) given more than once: {', '.join(repeated)}", [
             {"loc": ["query", name], "msg": "give one value", "type": "repeated_parameter"} for name in repeated])
 
 
-def _query_names(dependant: Any) -> set[str]:
-    names = {p.alias for p in dependant.query_params}
-    for sub in dependant.dependencies:
-        names |= _query_names(sub)
-    return names
+async def no_query(query: Annotated[NoQuery, Query()]) -> None:
+    """For routes without query parameters: the empty model refuses whatever is given (422 naming it)."""
 
 
 PrincipalDep = Annotated[Principal, Depends(principal)]
 UowDep = Annotated[UnitOfWork, Depends(unit_of_work)]
 IdemDep = Annotated[Idempotency, Depends(idempotency)]
 IdPath = Annotated[str, Path(pattern=ID_PATTERN, description="A UUID")]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
-Cursor = Annotated[str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]+$",
-                                     description="`next_cursor` of the previous page")]
-DEFAULT_PAGE = DEFAULT_LIMIT  # routes' default `limit`
+# A route without query parameters declares it (on the route or its router): `dependencies=[NO_QUERY]`.
+NO_QUERY = Depends(no_query)
 
 
 def json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

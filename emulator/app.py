@@ -5,7 +5,7 @@ import asyncio
 import logging
 import random
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, NoReturn
 
 from .clock import Clock
 from .errors import ApiError
@@ -88,8 +88,7 @@ class Emulator:
         if injected == "drop":
             self.stats.injected_errors["drop"] += 1
             self.stats.record(found.key, 0, None)
-            _drop_connection(send)
-            return
+            await _drop_connection(send)
         if injected is not None:
             self.stats.injected_errors[injected] += 1
             code, message = _INJECTED[found.family][injected]
@@ -149,16 +148,19 @@ async def _send(send: Any, response: Response) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-def _drop_connection(send: Any) -> None:
-    """Close the socket without an answer, as a flaky network does. Uvicorn's send is bound to its
-    request cycle, which holds the transport; without one (in-process tests) raise instead."""
-    cycle = getattr(send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if cycle is None or transport is None:
-        raise ConnectionResetError("emulator dropped the connection (fault injection)")
-    transport.abort()
-    # Tell uvicorn the peer is gone, or it would log and try to answer 500 on the dead socket.
-    cycle.disconnected = True
+class ConnectionDropped(ConnectionResetError):
+    """Fault injection: the answer was cut short (`error_rate`'s dropped connection)."""
+
+
+async def _drop_connection(send: Any) -> NoReturn:
+    """Cut the answer short, as a flaky network does: the head promises a body that never comes, then the
+    application fails, and an ASGI server can only close the connection; the client reads an incomplete
+    answer. In-process (httpx's ASGITransport) the error reaches the caller instead.
+
+    The head says 503, so a client that reads no body (HEAD) still sees a failure, never a success."""
+    await send({"type": "http.response.start", "status": 503,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")]})
+    raise ConnectionDropped("emulator dropped the connection (fault injection)")
 
 
 async def _lifespan(receive: Any, send: Any) -> None:

@@ -13,9 +13,17 @@ from collections.abc import Sequence
 import uvicorn
 
 from . import persistence, tls
-from .app import Emulator
+from .app import ConnectionDropped, Emulator
 
 log = logging.getLogger("emulator")
+
+
+class QuietDrops(logging.Filter):
+    """Uvicorn logs an application's exception with its traceback; a dropped connection that `error_rate`
+    asked for is the emulator working, not failing (its stats count them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], ConnectionDropped))
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -55,6 +63,7 @@ def serve(host: str = "127.0.0.1", port: int = 8443, ca_out: str | None = None, 
                             log_level="info" if access_log else "warning", server_header=False,
                             # Idle TLS keep-alive connections must not hold up a stop (and the state save).
                             timeout_graceful_shutdown=1)
+    logging.getLogger("uvicorn.error").addFilter(QuietDrops())  # after Config, which configures uvicorn's logging
     try:
         config.load()  # reads the key into the SSL context, so the files can go now, even if we are killed later
     finally:

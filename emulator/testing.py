@@ -20,10 +20,12 @@ STARTUP_TIMEOUT_S = 30.0
 
 
 class RunningEmulator:
-    def __init__(self, url: str, ca_path: str, process: subprocess.Popen[bytes], faults: dict[str, Any]) -> None:
+    def __init__(self, url: str, ca_path: str, process: subprocess.Popen[bytes], faults: dict[str, Any],
+                 log_path: str | None = None) -> None:
         self.url = url
         self.ca_path = ca_path
         self.process = process
+        self.log_path = log_path  # the process's output, while it runs
         self._faults = faults
         self._control = self.client()
 
@@ -122,7 +124,7 @@ def running_emulator(*, state_file: str | None = None, **faults: Any) -> Iterato
     emulator: RunningEmulator | None = None
     try:
         url = _wait_ready(process, ready_path, ca_path, log_path)
-        emulator = RunningEmulator(url, ca_path, process, faults)
+        emulator = RunningEmulator(url, ca_path, process, faults, log_path)
         if faults:
             emulator.set_faults(**faults)
         yield emulator

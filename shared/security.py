@@ -14,6 +14,7 @@ from shared.settings import get_settings
 
 _SYMBOLS = "!@#$%^&*-_=+?"
 PASSWORD_LENGTH = 20
+_system_random = secrets.SystemRandom()
 
 
 class SecretUnreadable(Exception):
@@ -29,7 +30,7 @@ def _fernet(secret_key: str | None = None) -> Fernet:
 
 @functools.lru_cache(maxsize=4)
 def _fernet_for(key: str) -> Fernet:
-    # Derived once per key: every accepted user encrypts a password, at hundreds per second.
+    # Derived once per key: every accepted user encrypts a password.
     digest = hashlib.sha256(b"m365-provisioner/secrets-at-rest\x00" + key.encode()).digest()
     return Fernet(base64.urlsafe_b64encode(digest))
 
@@ -51,32 +52,10 @@ def generate_password(length: int = PASSWORD_LENGTH) -> str:
         raise ValueError("temporary passwords are at least 16 characters")
     classes = [string.ascii_uppercase, string.ascii_lowercase, string.digits, _SYMBOLS]
     alphabet = "".join(classes)
-    draw = _Draw()
-    chars = [c[draw.below(len(c))] for c in classes]
-    chars += [alphabet[draw.below(len(alphabet))] for _ in range(length - len(chars))]
-    for i in range(len(chars) - 1, 0, -1):  # Fisher-Yates: where the four required classes land
-        j = draw.below(i + 1)
-        chars[i], chars[j] = chars[j], chars[i]
+    chars = [secrets.choice(c) for c in classes]
+    chars += [secrets.choice(alphabet) for _ in range(length - len(chars))]
+    _system_random.shuffle(chars)  # the four required characters land anywhere
     return "".join(chars)
-
-
-class _Draw:
-    """Uniform integers from one os.urandom buffer (rejection sampling, no modulo bias); a password
-    costs one or two system calls instead of secrets.choice's one per character."""
-
-    def __init__(self) -> None:
-        self._buf, self._at = b"", 0
-
-    def below(self, bound: int) -> int:
-        assert 0 < bound <= 256
-        limit = 256 - 256 % bound  # bytes at or above this would favour the low values
-        while True:
-            if self._at >= len(self._buf):
-                self._buf, self._at = secrets.token_bytes(64), 0
-            b = self._buf[self._at]
-            self._at += 1
-            if b < limit:
-                return b % bound
 
 
 def new_api_key() -> tuple[str, str, str]:

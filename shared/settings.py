@@ -1,6 +1,7 @@
 """The one typed settings object, read from the environment once per process."""
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from typing import Literal
 
@@ -12,8 +13,9 @@ _BROKER_SCHEMES = ("redis", "rediss", "sqla+sqlite", "sqla+postgresql", "sqla+po
                    "memory", "amqp", "pyamqp")
 
 
-class ConfigError(SystemExit):
-    """A setting is wrong or missing; the message names it. Exits the process at start-up."""
+class ConfigError(Exception):
+    """A setting is wrong or missing: one line per setting, naming its variable. The entry points print it
+    and exit 2 (`provisioner`'s main(), `settings_or_exit()`)."""
 
 
 class Settings(BaseSettings):
@@ -59,11 +61,6 @@ class Settings(BaseSettings):
     # Durable requests.
     lease_seconds: int = Field(default=300, ge=5)
     reconcile_interval_s: float = Field(default=5.0, gt=0)
-    # A step that succeeded runs the request's next step in the same task, up to this many steps a message
-    # and while the message is younger than run_on_budget_s: each message costs the broker, Celery and
-    # Flower more CPU than a short step does. 1 = one message per step.
-    run_on_steps: int = Field(default=8, ge=1)
-    run_on_budget_s: float = Field(default=5.0, ge=0)
     # A message whose task crashed its worker this many times is failed, not redelivered again.
     max_deliveries: int = Field(default=3, ge=1)
     # Countdowns above this become durable timers (Redis redelivers after its visibility timeout).
@@ -74,7 +71,8 @@ class Settings(BaseSettings):
     # Users reconciled per statement; Graph delta pages are asked for at most sync_page_size users.
     sync_batch_size: int = Field(default=1000, ge=1, le=5000)
     sync_page_size: int = Field(default=999, ge=1, le=999)
-    # A queued or running request nobody touched for this long lost its message: the reconciler re-drives it.
+    # A queued or running request nobody claimed for this long lost its message (or waits behind a backlog):
+    # the reconciler publishes its chain again, with a new dispatch; again without a claim, twice as late.
     redrive_after_s: float = Field(default=300.0, gt=0)
     reconcile_batch: int = Field(default=500, ge=1)
     # Consecutive short retries (throttling, transient errors) of one step before the request fails.
@@ -182,6 +180,16 @@ def load_settings() -> Settings:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return load_settings()
+
+
+def settings_or_exit() -> Settings:
+    """The settings, for the entry points a server loads (uvicorn's app factory, `celery -A worker.app:app`):
+    a bad configuration prints its line and exits 2, as `provisioner` does, instead of the server's traceback."""
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def reset_settings() -> None:

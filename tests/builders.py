@@ -27,6 +27,7 @@ from shared.db.models import (
     UserPlanLicence,
     UserService,
 )
+from shared.db.types import utcnow
 from shared.requests import kinds
 from shared.requests.service import create_request
 from shared.seats import ledger
@@ -101,7 +102,8 @@ class Builder:
                                         initial_domain=initial_domain, gdap_status="active",
                                         verified_domains=sorted({initial_domain, *verified})))
             self.s.add(CustomerService(customer_id=customer.id, service="azure_ad", state="provisioned"))
-            self.s.add(Agreement(customer_id=customer.id, signed=mca_signed))
+            # As the Azure AD chain leaves it: just read from Partner Center.
+            self.s.add(Agreement(customer_id=customer.id, signed=mca_signed, checked_at=utcnow()))
         for sku in skus:
             self.s.add(TenantSku(customer_id=customer.id, sku_id=sku.sku_id, sku_part_number=sku.part,
                                  total=sku.total, consumed=sku.consumed, service_plans=list(sku.plans)))

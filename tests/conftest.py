@@ -5,7 +5,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import Engine, create_engine
@@ -114,20 +114,3 @@ def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch
     reset_settings()
     yield monkeypatch
     reset_settings()
-
-
-@pytest.fixture
-def raw_log(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, dict[str, Any]]]:
-    """Every statement run through shared.db.raw from here on, with its parameters (raw statements pass
-    SQLAlchemy's engine events by)."""
-    from shared.db import raw
-
-    log: list[tuple[Any, dict[str, Any]]] = []
-    execute = raw.execute
-
-    def recorded(conn: Any, stmt: Any, params: Any) -> Any:
-        log.append((stmt, dict(params)))
-        return execute(conn, stmt, params)
-
-    monkeypatch.setattr(raw, "execute", recorded)
-    return log

@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 from typer.main import get_command
 
-from shared.cli import app
+from commands.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 

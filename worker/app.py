@@ -5,24 +5,13 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import beat_init, setup_logging, worker_init
 from kombu import Exchange, Queue
 
 from shared.observability.logging import configure_logging
-from shared.settings import Settings, get_settings
-
-QUEUES = ("provisioning", "polling", "sync")
-# Celery's default queue: nothing is routed there, but it is declared so a worker started with
-# `-Q provisioning,polling,sync,celery` (the compose file, the contract smoke) is accepted.
-DEFAULT_QUEUE = "celery"
-
-# Every task in worker.tasks declares its queue here, in one place, so a typo cannot pass silently.
-ROUTES = {
-    "worker.tasks.requests.*": {"queue": "provisioning"},
-    "worker.tasks.maintenance.*": {"queue": "polling"},
-    "worker.tasks.notifications.*": {"queue": "polling"},
-    "worker.tasks.sync.*": {"queue": "sync"},
-}
+from shared.requests import dispatch
+from shared.settings import Settings, get_settings, settings_or_exit
+from worker.queues import DEFAULT_QUEUE, PROVISIONING, QUEUES, ROUTES
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -37,6 +26,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": "worker.tasks.sync.dispatch_due_syncs",
             "schedule": settings.sync_dispatch_interval_s,
             "options": {"expires": settings.sync_dispatch_interval_s},
+        },
+        "resume-signed-agreements": {
+            "task": "worker.tasks.maintenance.resume_signed_agreements",
+            "schedule": 60.0,
+            "options": {"expires": 60.0},
         },
         "send-outbox": {
             "task": "worker.tasks.notifications.send_due",
@@ -81,7 +75,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_soft_shutdown_timeout": 30.0,
         "worker_enable_soft_shutdown_on_idle": True,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
-        "task_default_queue": "provisioning",
+        "task_default_queue": PROVISIONING,
         "task_queues": [Queue(q, Exchange(q), routing_key=q) for q in (*QUEUES, DEFAULT_QUEUE)],
         "task_routes": ROUTES,
         "task_create_missing_queues": False,
@@ -100,6 +94,21 @@ def _logging(loglevel: Any = None, **_: Any) -> None:
     settings = get_settings()
     level = logging.getLevelName(loglevel) if isinstance(loglevel, int) else (loglevel or settings.log_level)
     configure_logging(json_lines=settings.log_json, level=str(level))  # `-l` on the command line wins
+
+
+def install_publisher(**_: Any) -> None:
+    """Make this process send the requests the core publishes as Celery chains (worker.canvas.publish)."""
+    from worker.canvas import publish  # canvas imports this module
+
+    dispatch.set_publisher(publish)
+
+
+# A worker publishes (a step's next request, the reconciler's re-drives) however it was started:
+# `provisioner worker|beat` or `celery -A worker.app:app worker` (compose health checks, operators).
+# On these signals rather than in create_app(): the API builds the app lazily, on its first publish,
+# and must keep the publisher it installed itself (api.publishing.BackgroundPublisher).
+worker_init.connect(install_publisher)
+beat_init.connect(install_publisher)
 
 
 def create_app(settings: Settings | None = None) -> Celery:
@@ -129,5 +138,6 @@ def reset_app() -> None:
 def __getattr__(name: str) -> Any:
     # `celery -A worker.app:app ...` (compose health checks, operators) gets the lazily built app.
     if name == "app":
+        settings_or_exit()  # a bad setting is one line, not Celery's "unable to load" traceback
         return get_app()
     raise AttributeError(name)

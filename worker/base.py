@@ -29,13 +29,13 @@ class ProvisionerTask(Task):
 
 
 def provisioner_task(*, soft_time_limit: float, time_limit: float, bind: bool = False,
-                     max_retries: int | None = 0) -> Callable[[F], Any]:
+                     max_retries: int | None = 0, name: str | None = None) -> Callable[[F], Any]:
     """Keyword-only on purpose: a misspelt option is a TypeError at import, not a silent default."""
     if soft_time_limit >= time_limit:
         raise ValueError("soft_time_limit must be below time_limit")
 
     def register(fn: F) -> Any:
-        return shared_task(base=ProvisionerTask, name=f"{fn.__module__}.{fn.__name__}", bind=bind,
+        return shared_task(base=ProvisionerTask, name=name or f"{fn.__module__}.{fn.__name__}", bind=bind,
                            soft_time_limit=soft_time_limit, time_limit=time_limit, max_retries=max_retries)(fn)
 
     return register

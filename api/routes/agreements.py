@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.deps import IdemDep, IdPath, PrincipalDep, UowDep, answer, json
+from api.deps import NO_QUERY, IdemDep, IdPath, PrincipalDep, UowDep, answer, json
 from api.problems import responses
 from api.schemas import agreements as sch
 from shared.agreements import service
 from shared.agreements.service import Contact
 
-router = APIRouter(prefix="/v1/customers/{customer_id}/agreement", tags=["agreement"])
+router = APIRouter(prefix="/v1/customers/{customer_id}/agreement", tags=["agreement"], dependencies=[NO_QUERY])
 
 
 @router.get("", response_model=sch.AgreementPublic, responses=responses(409, 502, 503),

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.deps import IdemDep, IdPath, PrincipalDep, UowDep, answer
+from api.deps import NO_QUERY, IdemDep, IdPath, PrincipalDep, UowDep, answer
 from api.problems import responses
 from api.schemas import customers as sch
 from api.schemas import requests as rq
 from shared.customers import onboard, plans, tenant
 from shared.users.bulk import BulkUser
 
-router = APIRouter(prefix="/v1/customers/{customer_id}", tags=["customer services"])
+router = APIRouter(prefix="/v1/customers/{customer_id}", tags=["customer services"], dependencies=[NO_QUERY])
 
 
 @router.put("/services/azure-ad", status_code=202, response_model=rq.RequestPublic, responses=responses(403, 409),

@@ -5,10 +5,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import DEFAULT_PAGE, Cursor, IdemDep, IdPath, Limit, PrincipalDep, UowDep, answer, json
+from api.deps import NO_QUERY, IdemDep, IdPath, PrincipalDep, UowDep, answer, json
 from api.problems import responses
 from api.schemas import customers as sch
-from api.schemas.common import Id
 from shared.customers import licences, service, tenant
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -16,23 +15,21 @@ LIVE = responses(409, 502, 503)
 
 
 @router.post("", status_code=201, response_model=sch.CustomerPublic, responses=responses(403),
-             summary="Create a customer of a reseller the key can see")
+             dependencies=[NO_QUERY], summary="Create a customer of a reseller the key can see")
 def create_customer(body: sch.CustomerCreate, who: PrincipalDep, uow: UowDep, idem: IdemDep) -> Response:
     return answer(service.create_customer(uow, who, name=body.name, service_provider_id=body.service_provider_id,
                                           idem=idem, present=sch.customer_public))
 
 
 @router.get("", response_model=sch.CustomerList, summary="Customers the key can see, by name")
-def list_customers(who: PrincipalDep, uow: UowDep, cursor: Cursor = None, limit: Limit = DEFAULT_PAGE,
-                   service_provider_id: Annotated[Id | None, Query()] = None,
-                   name: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$",
-                                                     description="Name prefix")] = None) -> Response:
-    page = service.list_customers(uow, who, service_provider_id=service_provider_id, name_prefix=name,
-                                  cursor=cursor, limit=limit)
+def list_customers(who: PrincipalDep, uow: UowDep, query: Annotated[sch.CustomerListQuery, Query()]) -> Response:
+    page = service.list_customers(uow, who, service_provider_id=query.service_provider_id, name_prefix=query.name,
+                                  cursor=query.cursor, limit=query.limit)
     return json({"items": [sch.customer_public(c) for c in page.items], "next_cursor": page.next_cursor})
 
 
-@router.get("/{customer_id}", response_model=sch.CustomerDetail, summary="One customer, its tenant and services")
+@router.get("/{customer_id}", response_model=sch.CustomerDetail, dependencies=[NO_QUERY],
+            summary="One customer, its tenant and services")
 def get_customer(customer_id: IdPath, who: PrincipalDep, uow: UowDep) -> Response:
     return json(sch.customer_public(service.get_customer(uow, who, customer_id)))
 
@@ -40,15 +37,13 @@ def get_customer(customer_id: IdPath, who: PrincipalDep, uow: UowDep) -> Respons
 @router.get("/{customer_id}/tenant-search", response_model=sch.TenantSearchList, responses=responses(403, 502, 503),
             summary="Live Partner Center search by domain or company name (starts with)")
 def search_tenants(customer_id: IdPath, who: PrincipalDep, uow: UowDep,
-                   q: Annotated[str, Query(min_length=1, max_length=100, pattern=r"^\S[^\x00-\x1f\x7f]*$",
-                                           description="Start of a domain or company name")],
-                   limit: Annotated[int, Query(ge=1, le=100)] = 25) -> Response:
-    found = tenant.search_tenants(uow, who, customer_id, q.strip(), limit)
+                   query: Annotated[sch.TenantSearchQuery, Query()]) -> Response:
+    found = tenant.search_tenants(uow, who, customer_id, query.q.strip(), query.limit)
     return json({"items": [{"tenant_id": m.tenant_id, "company_name": m.company_name, "domain": m.domain}
                            for m in found]})
 
 
-@router.get("/{customer_id}/licences", response_model=sch.LicenceList, responses=LIVE,
+@router.get("/{customer_id}/licences", response_model=sch.LicenceList, responses=LIVE, dependencies=[NO_QUERY],
             summary="Live SKUs: total, consumed, free and reserved seats")
 def get_licences(customer_id: IdPath, who: PrincipalDep, uow: UowDep) -> Response:
     seats = licences.licences(uow, who, customer_id)

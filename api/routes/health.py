@@ -4,12 +4,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
-from api.deps import json
+from api.deps import NO_QUERY, json
 from api.metrics import exposition
 from api.problems import problem, problem_entry
 from shared import readiness
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], dependencies=[NO_QUERY])
 
 
 class Health(BaseModel):

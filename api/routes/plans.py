@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.deps import IdemDep, PrincipalDep, UowDep, answer, json
+from api.deps import NO_QUERY, IdemDep, PrincipalDep, UowDep, answer, json
 from api.problems import responses
 from api.schemas import plans as sch
 from shared.plans import service
 from shared.plans.service import LicenceInput
 
-router = APIRouter(prefix="/v1", tags=["plans"])
+router = APIRouter(prefix="/v1", tags=["plans"], dependencies=[NO_QUERY])
 
 
 @router.post("/customer-plans", status_code=201, response_model=sch.CustomerPlanPublic,

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.deps import IdemDep, IdPath, PrincipalDep, UowDep, answer, json
+from api.deps import NO_QUERY, IdemDep, IdPath, PrincipalDep, UowDep, answer, json
 from api.problems import responses
 from api.schemas import requests as rq
 from api.schemas import service_providers as sch
 from shared.providers import service
 from shared.providers.service import PartnerCenterInput
 
-router = APIRouter(prefix="/v1/service-providers", tags=["service providers"])
+router = APIRouter(prefix="/v1/service-providers", tags=["service providers"], dependencies=[NO_QUERY])
 
 
 @router.post("", status_code=201, response_model=sch.ServiceProviderPublic, responses=responses(403, 409),

@@ -5,13 +5,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Response
 
-from api.deps import IdemDep, IdPath, PrincipalDep, UowDep, answer, json
+from api.deps import NO_QUERY, IdemDep, IdPath, PrincipalDep, UowDep, answer, json
 from api.problems import responses
 from api.schemas import requests as rq
 from api.schemas import sync as sch
 from shared.sync import policy
 
-router = APIRouter(prefix="/v1/customers/{customer_id}", tags=["sync"])
+router = APIRouter(prefix="/v1/customers/{customer_id}", tags=["sync"], dependencies=[NO_QUERY])
 
 
 @router.get("/sync-policy", response_model=sch.SyncPolicyPublic, summary="The sync policy (defaults if never set)")

@@ -5,11 +5,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import DEFAULT_PAGE, Cursor, IdemDep, IdPath, Limit, PrincipalDep, UowDep, answer, json
+from api.deps import NO_QUERY, IdemDep, IdPath, PrincipalDep, UowDep, answer, json
 from api.problems import responses
 from api.schemas import requests as rq
 from api.schemas import users as sch
-from api.schemas.common import Id
 from shared.errors import InvalidInput
 from shared.settings import get_settings
 from shared.users import bulk, provisioning, service
@@ -19,28 +18,23 @@ CHECKS = responses(409, 502, 503)  # 502/503: a customer's first seat check read
 
 
 @router.post("/customers/{customer_id}/users", status_code=201, response_model=sch.UserPublic,
-             responses=responses(409), summary="Create a user (409 upn_conflict)")
+             responses=responses(409), dependencies=[NO_QUERY], summary="Create a user (409 upn_conflict)")
 def create_user(customer_id: IdPath, body: sch.UserCreate, who: PrincipalDep, uow: UowDep,
                 idem: IdemDep) -> Response:
     return answer(service.create_user(uow, who, customer_id, body.to_input(), idem=idem, present=sch.present))
 
 
 @router.get("/customers/{customer_id}/users", response_model=sch.UserList, summary="The customer's users, by UPN")
-def list_users(customer_id: IdPath, who: PrincipalDep, uow: UowDep, cursor: Cursor = None,
-               limit: Limit = DEFAULT_PAGE,
-               upn: Annotated[str | None, Query(max_length=113, pattern=r"^[^\x00-\x1f\x7f]*$",
-                                                description="UPN prefix")] = None,
-               state: Annotated[str | None, Query(pattern=r"^[a-z_]{1,24}$")] = None,
-               service_state: Annotated[str | None, Query(pattern=r"^[a-z_]{1,16}$",
-                                                          description="Microsoft Online service state")] = None,
-               user_plan_id: Annotated[Id | None, Query()] = None) -> Response:
-    page = service.list_users(uow, who, customer_id, upn_prefix=upn, state=state, service_state=service_state,
-                              user_plan_id=user_plan_id, cursor=cursor, limit=limit)
+def list_users(customer_id: IdPath, who: PrincipalDep, uow: UowDep,
+               query: Annotated[sch.UserListQuery, Query()]) -> Response:
+    page = service.list_users(uow, who, customer_id, upn_prefix=query.upn, state=query.state,
+                              service_state=query.service_state, user_plan_id=query.user_plan_id,
+                              cursor=query.cursor, limit=query.limit)
     return json({"items": [sch.present(u) for u in page.items], "next_cursor": page.next_cursor})
 
 
 @router.post("/customers/{customer_id}/users:bulk", status_code=202, response_model=sch.BulkAccepted,
-             responses=CHECKS,
+             responses=CHECKS, dependencies=[NO_QUERY],
              summary="Many users and their plan at once: all or nothing, one request per user")
 def bulk_create(customer_id: IdPath, body: sch.UsersBulkCreate, who: PrincipalDep, uow: UowDep,
                 idem: IdemDep) -> Response:
@@ -52,13 +46,13 @@ def bulk_create(customer_id: IdPath, body: sch.UsersBulkCreate, who: PrincipalDe
     return answer(bulk.bulk_provision(uow, who, customer_id, users, idem=idem, present=sch.present_bulk))
 
 
-@router.get("/users/{user_id}", response_model=sch.UserPublic, summary="One user")
+@router.get("/users/{user_id}", response_model=sch.UserPublic, dependencies=[NO_QUERY], summary="One user")
 def get_user(user_id: IdPath, who: PrincipalDep, uow: UowDep) -> Response:
     return json(sch.present(service.get_user(uow, who, user_id)))
 
 
 @router.put("/users/{user_id}/services/microsoft-online", status_code=202, response_model=sch.ProvisionAccepted,
-            responses=CHECKS,
+            responses=CHECKS, dependencies=[NO_QUERY],
             summary="Provision the user with a plan; 409 tenant_not_connected, mca_not_signed, plan_not_enabled, "
                     "plan_limit_reached, no_free_licences (checked in that order)")
 def provision(user_id: IdPath, body: sch.ProvisionUpdate, who: PrincipalDep, uow: UowDep, idem: IdemDep) -> Response:
@@ -69,9 +63,8 @@ def provision(user_id: IdPath, body: sch.ProvisionUpdate, who: PrincipalDep, uow
 @router.delete("/users/{user_id}/services/microsoft-online", status_code=202, response_model=rq.RequestPublic,
                responses=CHECKS, summary="Deprovision: remove licences, then disable (or delete) the user")
 def deprovision(user_id: IdPath, who: PrincipalDep, uow: UowDep, idem: IdemDep,
-                delete_user: Annotated[bool, Query(description="Delete the Entra user instead of disabling it")]
-                = False) -> Response:
-    return answer(provisioning.deprovision_user(uow, who, user_id, delete_user=delete_user, idem=idem,
+                query: Annotated[sch.DeprovisionQuery, Query()]) -> Response:
+    return answer(provisioning.deprovision_user(uow, who, user_id, delete_user=query.delete_user, idem=idem,
                                                 present=rq.present))
 
 

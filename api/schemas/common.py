@@ -1,9 +1,11 @@
-"""Shared pieces: the problem document, constrained string types, the base for inputs."""
+"""Shared pieces: the problem document, constrained string types, the bases for inputs and query parameters."""
 from __future__ import annotations
 
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from shared.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 # Ids are UUIDs; anything else cannot name an object.
 ID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -20,6 +22,25 @@ class Input(BaseModel):
 
     # Strict: JSON's types as the document states them (no "1" for 1, no 0 for false).
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class QueryParams(BaseModel):
+    """A route's query parameters (`Annotated[Model, Query()]`): an unknown one is refused, so `?stat=failed`
+    does not silently list everything. Lax: every value arrives as text (`?limit=5`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoQuery(QueryParams):
+    """The query of a route that takes no parameter: any one given is unknown."""
+
+
+class PageQuery(QueryParams):
+    """Keyset paging: the lists that grow."""
+
+    cursor: str | None = Field(None, max_length=512, pattern=r"^[A-Za-z0-9_-]+$",
+                               description="`next_cursor` of the previous page")
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Page size")
 
 
 class ProblemError(BaseModel):

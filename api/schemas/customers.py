@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints, field_validator, model_validator
 
 from api.schemas.agreements import AgreementPublic
-from api.schemas.common import ID_PATTERN, Id, Input, Name, Short
+from api.schemas.common import ID_PATTERN, Id, Input, Name, PageQuery, QueryParams, Short
 from api.schemas.requests import RequestPublic
 from api.schemas.users import BULK_SCHEMA_MAX, BulkUserSpec, Country, ProvisionedUser, present_new_users
 from shared.agreements.contact import contact_view
@@ -64,6 +64,17 @@ class CustomerList(BaseModel):
     next_cursor: str | None
 
 
+class CustomerListQuery(PageQuery):
+    service_provider_id: Id | None = None
+    name: str | None = Field(None, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$", description="Name prefix")
+
+
+class TenantSearchQuery(QueryParams):
+    q: str = Field(min_length=1, max_length=100, pattern=r"^\S[^\x00-\x1f\x7f]*$",
+                   description="Start of a domain or company name")
+    limit: int = Field(25, ge=1, le=100)
+
+
 class TenantMatchPublic(BaseModel):
     tenant_id: str
     company_name: str | None
@@ -75,22 +86,26 @@ class TenantSearchList(BaseModel):
 
 
 class Address(Input):
+    """The customer's registered address, as Partner Center's Address resource needs it (sent camelCase)."""
+
     address_line1: Short
     address_line2: Short | None = None
     city: Short
-    state: Short | None = None
+    state: Short | None = Field(default=None, description="Required by Partner Center where the country has states")
     postal_code: Short
     country: Country
 
 
 class NewTenantSpec(Input):
+    """Partner Center's Create customer: the tenant's initial domain, the company and its billing contact."""
+
     domain: DomainPrefix = Field(description="Initial domain: <prefix> or <prefix>.onmicrosoft.com")
     company: Name
-    email: EmailStr
-    first_name: Short | None = None
-    last_name: Short | None = None
+    email: EmailStr = Field(description="The billing contact's email")
+    first_name: Short = Field(description="The billing contact")
+    last_name: Short
     phone: Annotated[str, StringConstraints(pattern=r"^[0-9+()\- .]{3,32}$")] | None = None
-    address: Address | None = None
+    address: Address
     culture: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}-[A-Z]{2}$")] = "en-US"
     language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")] = "en"
 

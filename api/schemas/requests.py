@@ -6,7 +6,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from api.schemas.common import Id, PageQuery
 from shared.requests import kinds
+
+State = Literal["queued", "running", "waiting", "blocked", "succeeded", "failed", "cancelled"]
+# Spelled out for the document; a test holds it equal to shared.requests.kinds.STEPS.
+Kind = Literal["provider.azure_ad", "provider.microsoft_online", "customer.azure_ad", "customer.microsoft_online",
+               "customer.onboard", "customer.sync", "user.provision", "user.deprovision"]
 
 
 class StepPublic(BaseModel):
@@ -33,7 +39,7 @@ class RequestPublic(BaseModel):
 
     id: str
     kind: str
-    state: Literal["queued", "running", "waiting", "blocked", "succeeded", "failed", "cancelled"]
+    state: State
     service_provider_id: str | None
     customer_id: str | None
     user_id: str | None
@@ -48,6 +54,10 @@ class RequestPublic(BaseModel):
     updated_at: datetime
     finished_at: datetime | None
     steps: list[StepPublic]
+    result: dict[str, Any] | None = Field(
+        default=None, description="What the request produced, on `GET /v1/requests/{id}`. A new tenant: "
+        "`{tenant: {tenant_id, domain, created, admin_user_name, admin_password}}`; `admin_password` is shown "
+        "once, to the first reseller or operator read after Partner Center created the tenant, then null")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -65,6 +75,14 @@ class RequestList(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last")
 
 
+class RequestListQuery(PageQuery):
+    state: State | None = None
+    customer_id: Id | None = None
+    kind: Kind | None = None
+    user_id: Id | None = None
+    parent_id: Id | None = None
+
+
 class Accepted(BaseModel):
     """202 for work that also returns more than the request."""
 
@@ -73,3 +91,9 @@ class Accepted(BaseModel):
 
 def present(req: Any) -> dict[str, Any]:
     return RequestPublic.model_validate(req).model_dump(mode="json", by_alias=True)
+
+
+def present_detail(detail: Any) -> dict[str, Any]:
+    body = present(detail.request)
+    body["result"] = detail.result
+    return body

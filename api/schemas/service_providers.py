@@ -49,18 +49,22 @@ class ServiceProviderList(BaseModel):
 
 
 class AzureAdServiceUpdate(Input):
-    customer_plans: list[Id] = Field(max_length=200, description="Customer plan ids the reseller offers")
+    customer_plans: list[Id] = Field(min_length=1, max_length=200,
+                                     description="Customer plan ids the reseller offers (at least one)")
 
 
 class MicrosoftOnlineServiceUpdate(Input):
-    user_plans: list[Id] = Field(max_length=200, description="User plan ids the reseller offers")
+    user_plans: list[Id] = Field(min_length=1, max_length=200,
+                                 description="User plan ids the reseller offers (at least one)")
 
 
 class ProviderServicePublic(BaseModel):
     service: Literal["azure_ad", "microsoft_online"]
     state: Literal["not_provisioned", "pending", "provisioning", "provisioned", "failed"]
-    request_id: str | None
-    plans: list[str] = Field(description="Customer plans (azure_ad) or user plans (microsoft_online) linked")
+    request_id: str | None = Field(description="The latest request for the service (it may still run, or have "
+                                               "failed while the service stays provisioned)")
+    plans: list[str] = Field(description="Customer plans (azure_ad) or user plans (microsoft_online) linked: the "
+                                         "last good ones while a new request for the service runs")
 
 
 class ProviderServiceList(BaseModel):

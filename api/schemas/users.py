@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, WithJsonSchema, model_validator
 
-from api.schemas.common import Id, Input
+from api.schemas.common import Id, Input, PageQuery, QueryParams
 from api.schemas.requests import RequestPublic
 from shared.users import validation as v
 from shared.users.rows import NewUser
@@ -68,6 +68,17 @@ class UsersBulkCreate(Input):
 
 class ProvisionUpdate(Input):
     user_plan_id: Id
+
+
+class UserListQuery(PageQuery):
+    upn: str | None = Field(None, max_length=113, pattern=r"^[^\x00-\x1f\x7f]*$", description="UPN prefix")
+    state: str | None = Field(None, pattern=r"^[a-z_]{1,24}$")
+    service_state: str | None = Field(None, pattern=r"^[a-z_]{1,16}$", description="Microsoft Online service state")
+    user_plan_id: Id | None = None
+
+
+class DeprovisionQuery(QueryParams):
+    delete_user: bool = Field(False, description="Delete the Entra user instead of disabling it")
 
 
 class UserServicePublic(BaseModel):

@@ -89,31 +89,62 @@ async def get_customer(em: Emulator, req: Request) -> Response:
     return json_response(_customer(_customer_or_404(em, req.params["customer"])))
 
 
-async def create_customer(em: Emulator, req: Request) -> Response:
-    guard.partner_center(em, req)
-    body = req.json_object()
-    profile = body.get("companyProfile") or {}
-    billing = body.get("billingProfile") or {}
-    domain = str(profile.get("domain") or "").strip()
+_BILLING_REQUIRED = ("email", "culture", "language", "companyName", "defaultAddress")
+_ADDRESS_REQUIRED = ("firstName", "lastName", "addressLine1", "city", "postalCode", "country")
+_INITIAL_DOMAIN = re.compile(r"[a-z0-9]{1,27}\.onmicrosoft\.com")
+
+
+def _field(obj: dict[str, Any], name: str) -> Any:
+    """Partner Center binds JSON case-insensitively (its own samples send PascalCase); snake_case is unknown."""
+    wanted = name.lower()
+    return next((v for k, v in obj.items() if k.lower() == wanted), None)
+
+
+def _object(obj: dict[str, Any], name: str) -> dict[str, Any]:
+    value = _field(obj, name)
+    return value if isinstance(value, dict) else {}
+
+
+def _new_customer(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The initial domain and the billing profile of a Create customer body, checked as Microsoft does."""
+    domain = str(_field(_object(body, "companyProfile"), "domain") or "").strip().lower()
     if not domain:
         raise _invalid("companyProfile.domain is required.")
-    if "." not in domain:
-        domain = f"{domain}.onmicrosoft.com"
-    if not re.fullmatch(r"[a-z0-9]{1,27}\.onmicrosoft\.com", domain.lower()):
-        raise _invalid(f"The domain {domain} is not a valid onmicrosoft.com domain prefix.")
-    for name in ("email", "culture", "language", "companyName", "defaultAddress"):
-        if not billing.get(name):
+    if not _INITIAL_DOMAIN.fullmatch(domain):
+        raise _invalid(f"The domain {domain} is not a valid <prefix>.onmicrosoft.com domain.")
+    billing = _object(body, "billingProfile")
+    for name in _BILLING_REQUIRED:
+        if not _field(billing, name):
             raise _invalid(f"billingProfile.{name} is required.")
+    address = _object(billing, "defaultAddress")
+    for name in _ADDRESS_REQUIRED:
+        if not str(_field(address, name) or "").strip():
+            raise _invalid(f"billingProfile.defaultAddress.{name} is required.")
+    if not re.fullmatch(r"[A-Za-z]{2}", str(_field(address, "country"))):
+        raise _invalid("billingProfile.defaultAddress.country must be a two-letter ISO country code.")
+    return domain, billing
+
+
+async def create_customer(em: Emulator, req: Request) -> Response:
+    guard.partner_center(em, req)
+    domain, billing = _new_customer(req.json_object())
+    address = _object(billing, "defaultAddress")
     async with em.create_lock:
         if em.world.domain_taken(domain):
             raise ApiError(409, "1002", f"The domain {domain} is already in use.", target="DomainAlreadyExists")
         now = em.clock.time()
-        tenant = em.world.create_tenant({"company_name": billing["companyName"], "initial_domain": domain}, now=now)
+        tenant = em.world.create_tenant({"company_name": _field(billing, "companyName"), "initial_domain": domain},
+                                        now=now)
         tenant.token_ready_at = now + float(em.faults.values["new_tenant_token_delay_s"])
         password = "A1!" + secrets.token_urlsafe(12)
         em.world.seed_user(tenant, {"userPrincipalName": f"admin@{domain}", "displayName": "admin",
-                                    "usageLocation": billing["defaultAddress"].get("country")}, now=now)
-    answer = {**_customer(tenant), "billingProfile": billing,
+                                    "usageLocation": str(_field(address, "country")).upper()}, now=now)
+    profile = {"email": _field(billing, "email"), "culture": _field(billing, "culture"),
+               "language": _field(billing, "language"), "companyName": _field(billing, "companyName"),
+               "firstName": _field(billing, "firstName"), "lastName": _field(billing, "lastName"),
+               "defaultAddress": {k[:1].lower() + k[1:]: v for k, v in address.items()},
+               "attributes": {"objectType": "CustomerBillingProfile"}}
+    answer = {**_customer(tenant), "billingProfile": {k: v for k, v in profile.items() if v is not None},
               "userCredentials": {"userName": "admin", "password": password}}
     return json_response(answer, 201)
 

@@ -5,29 +5,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from shared import audit
 from shared.agreements.contact import contact_view
+from shared.agreements.mca import MCA_NOT_SIGNED, AgreementView, read_live, remember
 from shared.auth import scope
 from shared.auth.principal import Principal
 from shared.customers import context, live
-from shared.db.models import Agreement, ServiceProvider
-from shared.db.types import new_id, utcnow
+from shared.db.models import ServiceProvider
+from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
 from shared.idempotency import Answer, Idempotency, answer_once
 from shared.requests.dispatch import publish_after_commit
 from shared.requests.service import resume_blocked
-from shared.upsert import upsert
-
-MCA_NOT_SIGNED = "mca_not_signed"
-
-
-@dataclass(frozen=True)
-class AgreementView:
-    signed: bool
-    date_agreed: str | None
-    primary_contact: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -52,10 +41,8 @@ def read_agreement(uow: UnitOfWork, who: Principal, customer_id: str) -> Agreeme
         tenant_id = ctx.require_connected()
         provider = s.get(ServiceProvider, ctx.service_provider_id)
         assert provider is not None
-        with live.microsoft_call("reading the customer's agreement"):
-            items = live.partner_center(provider).get_agreements(tenant_id)
-        view = _view(items)
-        _remember(s, customer_id, view)
+        view = read_live(provider, tenant_id)
+        remember(s, customer_id, view, utcnow())
         uow.commit()
         return view
 
@@ -76,7 +63,7 @@ def record_agreement(uow: UnitOfWork, who: Principal, customer_id: str, contact:
                                                                       date_agreed)
         agreed = (recorded or {}).get("dateAgreed") or date_agreed or utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
         view = AgreementView(True, agreed, contact_view(contact.as_partner_center()))
-        _remember(s, customer_id, view)
+        remember(s, customer_id, view, utcnow())
         audit.record(s, who.actor, "customer.agreement.recorded", "customer", customer_id,
                      {"date_agreed": agreed, "contact_email": contact.email,
                       "already_recorded": recorded is None})
@@ -84,18 +71,3 @@ def record_agreement(uow: UnitOfWork, who: Principal, customer_id: str, contact:
         return view
 
     return answer_once(uow, idem, 201, work, present)
-
-
-def _view(items: list[dict[str, Any]]) -> AgreementView:
-    if not items:
-        return AgreementView(False, None, None)
-    latest = max(items, key=lambda i: str(i.get("dateAgreed") or ""))
-    return AgreementView(True, latest.get("dateAgreed"), contact_view(latest.get("primaryContact") or {}))
-
-
-def _remember(s: Session, customer_id: str, view: AgreementView) -> None:
-    now = utcnow()
-    upsert(s, Agreement, [{"id": new_id(), "customer_id": customer_id, "signed": view.signed,
-                           "date_agreed": view.date_agreed, "primary_contact": view.primary_contact,
-                           "checked_at": now, "created_at": now, "updated_at": now}],
-           keys=("customer_id",), update=("signed", "date_agreed", "primary_contact", "checked_at", "updated_at"))

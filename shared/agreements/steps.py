@@ -1,30 +1,21 @@
 """The Microsoft Customer Agreement: read and shown (Azure AD), or required before plans (Microsoft Online)."""
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 
 from shared.agreements.contact import contact_view
+from shared.agreements.mca import MCA_NOT_SIGNED, is_mca
 from shared.db.models import Agreement
 from shared.pipeline.context import StepContext
 from shared.pipeline.outcomes import Blocked, Done
 from shared.tenants import access
-
-MCA_TYPE = "MicrosoftCustomerAgreement"
-MCA_TEMPLATE_ID = "117a77b0-9360-443b-8795-c6dedc750cf9"
-
-
-def _is_mca(item: dict[str, Any]) -> bool:
-    kind = item.get("type") or item.get("agreementType")
-    return kind == MCA_TYPE or item.get("templateId") == MCA_TEMPLATE_ID
 
 
 def refresh_agreement(ctx: StepContext) -> Agreement:
     """Partner Center's word on the MCA, stored on the customer's Agreement row."""
     conn = access.connection(ctx, connected=False)
     items = [i for i in ctx.microsoft.partner_center(access.credential(ctx)).get_agreements(conn.tenant_id)
-             if _is_mca(i)]
+             if is_mca(i)]
     row = ctx.session.scalar(select(Agreement).where(Agreement.customer_id == ctx.request.customer_id))
     if row is None:
         row = Agreement(customer_id=ctx.request.customer_id)
@@ -47,6 +38,6 @@ def read_agreement(ctx: StepContext) -> Done:
 def check_mca(ctx: StepContext) -> Done | Blocked:
     """Plans are never enabled before the MCA is recorded; recording it through the API resumes this."""
     if not refresh_agreement(ctx).signed:
-        return Blocked("mca_not_signed", "the customer's Microsoft Customer Agreement is not recorded in "
+        return Blocked(MCA_NOT_SIGNED, "the customer's Microsoft Customer Agreement is not recorded in "
                        "Partner Center")
     return Done(note="MCA signed")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.agreements.freshness import require_signed
 from shared.auth.principal import Principal
 from shared.auth.scope import can_see_customer
 from shared.db.models import Agreement, Customer, ServiceProvider, TenantConnection
@@ -29,11 +30,11 @@ class CustomerContext:
                                 "the customer's tenant is not connected (provision its Azure AD service first)")
         return self.tenant_id
 
-    def require_mca(self) -> None:
+    def require_mca(self, session: Session) -> None:
+        """409 mca_not_signed; a stored "not signed" older than a minute is read again from Partner Center
+        first (shared.agreements.freshness), so an MCA signed in the portal does not refuse the reseller."""
         if not self.mca_signed:
-            raise StateConflict("mca_not_signed",
-                                "the customer's Microsoft Customer Agreement is not recorded "
-                                "(POST /v1/customers/{id}/agreement)")
+            require_signed(session, self.customer_id, self.service_provider_id, self.require_connected())
 
 
 def load(session: Session, who: Principal, customer_id: str) -> CustomerContext:

@@ -1,4 +1,7 @@
-"""The live licence view: Microsoft's SKU counts (refreshed when stale) minus seats held by pending requests."""
+"""The live licence view: Partner Center's SKU counts (refreshed when stale) minus seats held by pending requests.
+
+Partner Center's `subscribedskus` answers the partner for its customer, so the view works before (or
+without) GDAP; Graph stays the source for assigning licences (the pipeline's own reads)."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -15,7 +18,7 @@ from shared.db.uow import UnitOfWork
 from shared.seats import ledger
 from shared.upsert import upsert
 
-# "Live" within this many seconds: a page refreshing the view does not cost a Graph call each time.
+# "Live" within this many seconds: a page refreshing the view does not cost a Microsoft call each time.
 MAX_AGE = timedelta(seconds=30)
 
 
@@ -32,13 +35,13 @@ def licences(uow: UnitOfWork, who: Principal, customer_id: str) -> list[ledger.S
 
 
 def refresh_skus(session: Session, provider_id: str, customer_id: str, tenant_id: str) -> None:
-    """Replace the customer's TenantSku rows with Graph's subscribedSkus (concurrent refreshes are safe)."""
+    """Replace the customer's TenantSku rows with Partner Center's subscribed SKUs (concurrent refreshes are safe)."""
     provider = session.get(ServiceProvider, provider_id)
     assert provider is not None
-    with live.microsoft_call("reading the tenant's licences"):
-        skus = live.graph(provider, tenant_id).subscribed_skus()
+    with live.microsoft_call("reading the customer's licences"):
+        skus = live.partner_center(provider).subscribed_skus(tenant_id)
     now = utcnow()
-    rows = [_row(customer_id, sku, now) for sku in skus if sku.get("skuPartNumber")]
+    rows = [_row(customer_id, sku, now) for sku in skus if (sku.get("productSku") or {}).get("skuPartNumber")]
     upsert(session, TenantSku, rows, keys=("customer_id", "sku_part_number"),
            update=("sku_id", "total", "consumed", "service_plans", "refreshed_at"))
     session.execute(delete(TenantSku).where(TenantSku.customer_id == customer_id,
@@ -47,10 +50,15 @@ def refresh_skus(session: Session, provider_id: str, customer_id: str, tenant_id
 
 
 def _row(customer_id: str, sku: dict[str, Any], now: Any) -> dict[str, Any]:
-    prepaid = sku.get("prepaidUnits") or {}
-    return {"id": new_id(), "customer_id": customer_id, "sku_id": str(sku.get("skuId") or ""),
-            "sku_part_number": str(sku["skuPartNumber"]), "total": int(prepaid.get("enabled") or 0),
+    """One Partner Center SubscribedSku as a TenantSku row.
+
+    `activeUnits` is what Graph calls `prepaidUnits.enabled` (units in warning or suspended cannot be
+    handed out), so free seats mean the same whichever API last counted them.
+    """
+    product = sku["productSku"]
+    return {"id": new_id(), "customer_id": customer_id, "sku_id": str(product.get("id") or ""),
+            "sku_part_number": str(product["skuPartNumber"]), "total": int(sku.get("activeUnits") or 0),
             "consumed": int(sku.get("consumedUnits") or 0),
-            "service_plans": [str(p.get("servicePlanName")) for p in sku.get("servicePlans") or []
-                              if p.get("servicePlanName")],
+            "service_plans": [str(p.get("serviceName")) for p in sku.get("servicePlans") or []
+                              if p.get("serviceName")],
             "refreshed_at": now}

@@ -43,7 +43,7 @@ def enable_plans(uow: UnitOfWork, who: Principal, customer_id: str, plans: Seque
         scope.require_manager(who, "enable user plans")
         ctx.require_connected()
         check_offered(s, ctx.service_provider_id, plans)
-        ctx.require_mca()
+        ctx.require_mca(s)
         service = service_row(s, customer_id, MICROSOFT_ONLINE)
         guards.no_active_request(s, service.request_id, "the customer's Microsoft Online service")
         record_choices(s, customer_id, plans)

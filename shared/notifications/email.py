@@ -1,4 +1,4 @@
-"""Notification emails over SMTP: "user provisioned" (with the temporary password) and "request failed"."""
+"""Notification emails over SMTP: user or service provisioned (with the temporary password), failed, blocked."""
 from __future__ import annotations
 
 import json
@@ -10,6 +10,17 @@ from typing import Any
 from shared.settings import Settings
 
 USER_PROVISIONED, REQUEST_FAILED = "user.provisioned", "request.failed"
+REQUEST_PROVISIONED, REQUEST_BLOCKED = "request.provisioned", "request.blocked"
+_FIELDS = ("request_id", "kind", "customer_id", "user_id", "step", "error_code", "error_message", "finished_at")
+# What a person does about a blocked request (the reasons shared.pipeline steps block with).
+_UNBLOCK = {
+    "mca_not_signed": "Record the customer's Microsoft Customer Agreement (POST /v1/customers/{customer_id}/agreement) "
+                      "or have the customer accept it in Partner Center: the request then resumes by itself.",
+    "gdap_missing": "Set up an active GDAP relationship with the customer's tenant, then retry the request "
+                    "(POST /v1/requests/{request_id}/retry).",
+    "no_free_licences": "Buy seats for the customer (or free some), then retry the request "
+                        "(POST /v1/requests/{request_id}/retry).",
+}
 
 
 class EmailNotConfigured(Exception):
@@ -45,13 +56,20 @@ def _content(topic: str, payload: dict[str, Any], password: str | None) -> tuple
                       "the provisioner does not keep it.", ""]
         lines.append(f"Request: {payload.get('request_id')}")
         return f"User provisioned: {upn}", "\n".join(lines) + "\n"
+    kind, request_id = payload.get("kind") or "request", payload.get("request_id")
+    details = [f"{name}: {payload[name]}" for name in _FIELDS if payload.get(name) is not None]
     if topic == REQUEST_FAILED:
-        kind, request_id = payload.get("kind") or "request", payload.get("request_id")
-        fields = ("request_id", "kind", "customer_id", "user_id", "step", "error_code", "error_message",
-                  "finished_at")
-        lines = [f"The {kind} request {request_id} failed.", ""]
-        lines += [f"{name}: {payload[name]}" for name in fields if payload.get(name) is not None]
+        lines = [f"The {kind} request {request_id} failed.", "", *details]
         return f"Request failed: {kind} {request_id}", "\n".join(lines) + "\n"
+    if topic == REQUEST_BLOCKED:
+        reason = str(payload.get("blocked_reason") or payload.get("error_code") or "blocked")
+        todo = _UNBLOCK.get(reason, "Clear the cause, then retry the request (POST /v1/requests/{request_id}/retry).")
+        lines = [f"The {kind} request {request_id} waits for you: {reason}.", "",
+                 todo.format(customer_id=payload.get("customer_id"), request_id=request_id), "", *details]
+        return f"Action needed: {kind} {request_id} is blocked ({reason})", "\n".join(lines) + "\n"
+    if topic == REQUEST_PROVISIONED:
+        lines = [f"The {kind} request {request_id} succeeded.", "", *details]
+        return f"Provisioned: {kind} {request_id}", "\n".join(lines) + "\n"
     return f"Provisioner: {topic}", json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
 
 

@@ -33,7 +33,7 @@ def incr(key: str, field: str, amount: int = 1) -> None:
         if r is not None:
             r.hincrby(key, field, amount)
             return
-    except (Exception, SystemExit):
+    except Exception:
         return
     with _lock:
         _local[key][field] += amount
@@ -44,7 +44,7 @@ def read(key: str) -> dict[str, int]:
         r = _redis()
         if r is not None:
             return {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in r.hgetall(key).items()}
-    except (Exception, SystemExit):
+    except Exception:
         return {}
     with _lock:
         return dict(_local[key])

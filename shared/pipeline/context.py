@@ -34,9 +34,8 @@ class StepContext:
     # Commits context values at once, outside the step's transaction (see checkpoint()).
     checkpointer: Checkpointer | None = None
     notes: list[str] = field(default_factory=list)
-    # What the steps of one message read once between them: lookups that do not change in the
-    # milliseconds between two steps run on (the partner credential, the tenant's id, a user plan).
-    # See shared.tenants.access and shared.users.subject.plan_of.
+    # Lookups the step makes more than once (the partner credential, the tenant's id, a user plan):
+    # read once per step. See shared.tenants.access and shared.users.subject.plan_of.
     memo: dict[str, Any] = field(default_factory=dict)
     # Rows this step read together with another (a user's service with the user), for the step only:
     # see shared.users.subject.

@@ -1,4 +1,4 @@
-"""How an exception escaping a step becomes an outcome: short retry, failure with a code, never a loop."""
+"""How an exception escaping a step becomes an outcome: a retry (counted or not), blocked, or failed with a code."""
 from __future__ import annotations
 
 import random
@@ -54,11 +54,12 @@ def classify(exc: Exception, step_name: str, *, retries: int, settings: Settings
         return Failed(exc.code, exc.message)
     if isinstance(exc, StepBlocked):
         return Blocked(exc.reason, exc.message)
-    if isinstance(exc, RetrySoon):
-        return Retry(exc.delay, "retry", exc.reason)
+    if isinstance(exc, RetrySoon):  # waiting for Microsoft (replication): the step bounds it itself
+        return Retry(exc.delay, "retry", exc.reason, counted=False)
     if isinstance(exc, Throttled):
-        # Honour Retry-After exactly, plus a little jitter so released callers do not stampede.
-        return Retry(max(1.0, exc.retry_after) + random.random(), "throttled", str(exc))
+        # Honour Retry-After exactly, plus a little jitter so released callers do not stampede. Never
+        # counted: a user is not failed because its tenant was busy.
+        return Retry(max(1.0, exc.retry_after) + random.random(), "throttled", str(exc), counted=False)
     if isinstance(exc, Transient):
         return Retry(max(exc.retry_after or 0.0, backoff(retries, settings)), "microsoft_unavailable", str(exc))
     if isinstance(exc, MicrosoftError):

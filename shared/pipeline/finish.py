@@ -1,4 +1,4 @@
-"""What follows a request's end: service states, seats, onboarding children, the failure notice."""
+"""What follows a request's end (service states, seats, onboarding children, notices) or its block."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -11,9 +11,12 @@ from sqlalchemy.orm import Session
 from shared.db.models import CustomerService, ProviderService, ProvisioningRequest, UserService
 from shared.db.types import utcnow
 from shared.notifications import outbox
+from shared.notifications.announce import announce
+from shared.notifications.recipients import BLOCKED
+from shared.notifications.recipients import FAILED as FAILED_EVENT
 from shared.requests import kinds
 from shared.requests.dispatch import RequestRef
-from shared.requests.service import ref
+from shared.requests.service import redispatch
 from shared.seats import ledger
 
 PROVISIONED, FAILED = "provisioned", "failed"
@@ -57,7 +60,7 @@ def on_succeeded(session: Session, req: ProvisioningRequest, *, now: datetime) -
         ProvisioningRequest.parent_id == req.id, ProvisioningRequest.state == kinds.QUEUED)).all()
     for child in children:
         child.next_attempt_at = now
-    return [ref(c) for c in children]
+    return [redispatch(c) for c in children]
 
 
 def fail_request(session: Session, req: ProvisioningRequest, code: str, message: str, *, now: datetime) -> None:
@@ -81,11 +84,17 @@ def on_failed(session: Session, req: ProvisioningRequest, *, now: datetime) -> N
     set_service_state(session, req, FAILED)
     _forget_password_once_created(session, req)
     outbox.enqueue(session, outbox.WEBHOOK, "request.failed", outbox.request_payload(req))
+    announce(session, req, FAILED_EVENT)
     children = session.scalars(select(ProvisioningRequest).where(
         ProvisioningRequest.parent_id == req.id,
         ProvisioningRequest.state.in_(list(kinds.ACTIVE_STATES)))).all()
     for child in children:
         fail_request(session, child, "parent_failed", f"onboarding request {req.id} failed", now=now)
+
+
+def on_blocked(session: Session, req: ProvisioningRequest) -> None:
+    """A person must act (MCA, GDAP, seats): the customer's recipients (or the reseller's) are told what to do."""
+    announce(session, req, BLOCKED)
 
 
 def _forget_password_once_created(session: Session, req: ProvisioningRequest) -> None:

@@ -1,8 +1,9 @@
-"""What a step reports: done, wait (durable timer), blocked (a person must act) or failed."""
+"""What a step reports (done, wait, blocked, failed) and what its task does next (the verdict)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,23 @@ class Failed:
 
 @dataclass(frozen=True)
 class Retry:
-    """Engine-internal: try the same step again after `delay` seconds."""
+    """Engine-internal: try the same step again after `delay` seconds. `counted`: an error that spends
+    the step's retry budget; waiting for Microsoft (throttling, replication lag) does not."""
 
     delay: float
     code: str
     message: str
+    counted: bool = True
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the step's task does next: let the chain continue, stop it (Postgres says what follows: a
+    durable timer, a person, the end), or run the same step again after `countdown` seconds."""
+
+    action: Literal["continue", "halt", "retry"]
+    reason: str = ""
+    countdown: float = 0.0
 
 
 Outcome = Done | Wait | Blocked | Failed
@@ -48,10 +61,11 @@ class StepFailed(Exception):
 
         StepFailed(code, message)    -> Failed
         StepBlocked(reason, message) -> Blocked
-        RetrySoon(delay, reason)     -> a short retry (replication lag, an answer not yet readable)
+        RetrySoon(delay, reason)     -> a retry that waits for Microsoft (replication lag, an answer
+                                        not yet readable): it does not spend the step's retry budget
 
-    Throttled/Transient Microsoft errors that escaped the client's own budget become short retries;
-    any other exception fails the request with `internal_error`.
+    Throttled Microsoft errors wait without spending the budget; Transient ones and database outages
+    spend it; any other exception fails the request with `internal_error`.
     """
 
     def __init__(self, code: str, message: str) -> None:

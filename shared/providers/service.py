@@ -5,7 +5,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared import audit, guards
@@ -21,7 +21,7 @@ from shared.db.models import (
     UserPlan,
 )
 from shared.db.uow import UnitOfWork
-from shared.errors import StateConflict
+from shared.errors import InvalidInput, StateConflict
 from shared.idempotency import Answer, Idempotency, answer_once
 from shared.reading import reading
 from shared.requests import kinds
@@ -104,14 +104,13 @@ def services(uow: UnitOfWork, who: Principal, provider_id: str) -> list[ServiceS
 def provision_azure_ad(uow: UnitOfWork, who: Principal, provider_id: str, customer_plan_ids: Sequence[str], *,
                        idem: Idempotency | None,
                        present: Callable[[ProvisioningRequest], Any]) -> Answer:
-    """Link the customer plans and start `provider.azure_ad` (the pipeline checks Partner Center for real)."""
+    """Start `provider.azure_ad` with these customer plans (the pipeline checks Partner Center for real and
+    links the plans once it has); until then the service keeps its last good plans."""
 
     def work(uow: UnitOfWork) -> ProvisioningRequest:
         s = uow.session
         _authorise(s, who, provider_id)
-        ids = guards.known_ids(s, CustomerPlan, customer_plan_ids, "customer_plans")
-        s.execute(delete(ProviderCustomerPlan).where(ProviderCustomerPlan.service_provider_id == provider_id))
-        s.add_all([ProviderCustomerPlan(service_provider_id=provider_id, customer_plan_id=i) for i in ids])
+        ids = _plans(s, CustomerPlan, customer_plan_ids, "customer_plans")
         return _start(uow, who, provider_id, AZURE_AD, kinds.PROVIDER_AZURE_AD, {"customer_plans": ids})
 
     return answer_once(uow, idem, 202, work, present)
@@ -120,7 +119,7 @@ def provision_azure_ad(uow: UnitOfWork, who: Principal, provider_id: str, custom
 def provision_microsoft_online(uow: UnitOfWork, who: Principal, provider_id: str, user_plan_ids: Sequence[str], *,
                                idem: Idempotency | None,
                                present: Callable[[ProvisioningRequest], Any]) -> Answer:
-    """Link the user plans and start `provider.microsoft_online`; Azure AD must be provisioned first."""
+    """Start `provider.microsoft_online` with these user plans; Azure AD must be provisioned first."""
 
     def work(uow: UnitOfWork) -> ProvisioningRequest:
         s = uow.session
@@ -128,9 +127,7 @@ def provision_microsoft_online(uow: UnitOfWork, who: Principal, provider_id: str
         if provider_service_state(s, provider_id, AZURE_AD) != PROVISIONED:
             raise StateConflict("service_dependency",
                                 "Microsoft Online needs the reseller's Azure AD service provisioned first")
-        ids = guards.known_ids(s, UserPlan, user_plan_ids, "user_plans")
-        s.execute(delete(ProviderUserPlan).where(ProviderUserPlan.service_provider_id == provider_id))
-        s.add_all([ProviderUserPlan(service_provider_id=provider_id, user_plan_id=i) for i in ids])
+        ids = _plans(s, UserPlan, user_plan_ids, "user_plans")
         return _start(uow, who, provider_id, MICROSOFT_ONLINE, kinds.PROVIDER_MICROSOFT_ONLINE, {"user_plans": ids})
 
     return answer_once(uow, idem, 202, work, present)
@@ -141,6 +138,14 @@ def provider_service_state(session: Session, provider_id: str, service: str) -> 
         ProviderService.service_provider_id == provider_id, ProviderService.service == service))
 
 
+def _plans(session: Session, model: type[CustomerPlan] | type[UserPlan], ids: Sequence[str], field: str) -> list[str]:
+    """Known plan ids, in order, once each; a service without plans offers nothing (the guide: "at least one")."""
+    if not ids:
+        raise InvalidInput(f"{field} needs at least one plan",
+                           [{"loc": ["body", field], "msg": "at least one plan", "type": "too_short"}])
+    return guards.known_ids(session, model, ids, field)
+
+
 def _authorise(session: Session, who: Principal, provider_id: str) -> None:
     scope.provider(session, who, provider_id)  # 404 first: a foreign provider's existence is not revealed
     scope.require_operator(who, "provision a reseller's services")
@@ -148,6 +153,9 @@ def _authorise(session: Session, who: Principal, provider_id: str) -> None:
 
 def _start(uow: UnitOfWork, who: Principal, provider_id: str, service: str, kind: str,
            params: dict[str, Any]) -> ProvisioningRequest:
+    """The request, published after commit. A provisioned service stays provisioned (with its last good
+    plans) while the new request runs: customers are never refused because the reseller re-applied it;
+    a failure is the request's, not the service's (shared.pipeline.finish keeps provisioned ones)."""
     s = uow.session
     row = s.scalar(select(ProviderService).where(ProviderService.service_provider_id == provider_id,
                                                  ProviderService.service == service).with_for_update())
@@ -157,7 +165,9 @@ def _start(uow: UnitOfWork, who: Principal, provider_id: str, service: str, kind
     else:
         guards.no_active_request(s, row.request_id, f"the reseller's {service} service")
     req = create_request(s, kind=kind, service_provider_id=provider_id, params=params, created_by=who.key_id)
-    row.state, row.request_id = "provisioning", req.id
+    if row.state != PROVISIONED:
+        row.state = "provisioning"
+    row.request_id = req.id
     audit.record(s, who.actor, f"service_provider.{service}.requested", "service_provider", provider_id,
                  {"request_id": req.id, **params})
     publish_after_commit(uow, [ref(req)])

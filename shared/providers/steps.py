@@ -1,7 +1,13 @@
-"""Reseller-level steps: the Partner Center connection, then Azure AD (customer plans), then Microsoft Online."""
+"""Reseller-level steps: the Partner Center connection, then Azure AD (customer plans), then Microsoft Online.
+
+The plans a request names replace the service's links only here, once Partner Center answered: until
+then (and if the request fails) the service keeps its last good plans.
+"""
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import delete, select
 
 from shared.db.models import ProviderCustomerPlan, ProviderService, ProviderUserPlan
 from shared.pipeline.context import StepContext
@@ -18,13 +24,8 @@ def check_partner_center(ctx: StepContext) -> Done:
 
 
 def enable_customer_plans(ctx: StepContext) -> Done:
-    ids = list(ctx.params.get("customer_plans") or [])
-    provider_id = ctx.request.service_provider_id
-    have = set(ctx.session.scalars(select(ProviderCustomerPlan.customer_plan_id).where(
-        ProviderCustomerPlan.service_provider_id == provider_id)))
-    for plan_id in ids:
-        if plan_id not in have:  # the API links them at accept time; this keeps a retry complete
-            ctx.session.add(ProviderCustomerPlan(service_provider_id=provider_id, customer_plan_id=plan_id))
+    ids = _plan_ids(ctx, "customer_plans")
+    _link(ctx, ProviderCustomerPlan, ProviderCustomerPlan.customer_plan_id, "customer_plan_id", ids)
     return Done(note=f"{len(ids)} customer plan(s) enabled")
 
 
@@ -35,10 +36,23 @@ def enable_user_plans(ctx: StepContext) -> Done:
         ProviderService.service_provider_id == provider_id, ProviderService.service == AZURE_AD))
     if azure != PROVISIONED:
         raise StepFailed("service_dependency", "the reseller's Azure AD service is not provisioned")
-    ids = list(ctx.params.get("user_plans") or [])
-    have = set(ctx.session.scalars(select(ProviderUserPlan.user_plan_id).where(
-        ProviderUserPlan.service_provider_id == provider_id)))
+    ids = _plan_ids(ctx, "user_plans")
+    _link(ctx, ProviderUserPlan, ProviderUserPlan.user_plan_id, "user_plan_id", ids)
+    return Done(note=f"{len(ids)} user plan(s) enabled")
+
+
+def _plan_ids(ctx: StepContext, field: str) -> list[str]:
+    ids = list(dict.fromkeys(ctx.params.get(field) or []))
+    if not ids:  # the API refuses an empty list; an older request must not unlink every plan either
+        raise StepFailed("validation_error", f"the request names no {field.replace('_', ' ')[:-1]}")
+    return ids
+
+
+def _link(ctx: StepContext, model: Any, column: Any, attribute: str, ids: list[str]) -> None:
+    """Exactly `ids` linked to the reseller afterwards; running it again changes nothing."""
+    provider_id = ctx.request.service_provider_id
+    ctx.session.execute(delete(model).where(model.service_provider_id == provider_id, column.not_in(ids)))
+    have = set(ctx.session.scalars(select(column).where(model.service_provider_id == provider_id)))
     for plan_id in ids:
         if plan_id not in have:
-            ctx.session.add(ProviderUserPlan(service_provider_id=provider_id, user_plan_id=plan_id))
-    return Done(note=f"{len(ids)} user plan(s) enabled")
+            ctx.session.add(model(service_provider_id=provider_id, **{attribute: plan_id}))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -18,6 +19,15 @@ from shared.pipeline.finish import FAILED, set_service_state
 from shared.reading import reading
 from shared.requests.dispatch import publish_after_commit
 from shared.requests.service import RequestStateError, cancel_request, retry_request
+from shared.tenants import new_tenant
+
+
+@dataclass(frozen=True)
+class RequestDetail:
+    """A request as `GET /v1/requests/{id}` shows it: with what it produced (`result`)."""
+
+    request: ProvisioningRequest
+    result: dict[str, Any] | None
 
 
 def list_requests(uow: UnitOfWork, who: Principal, *, state: str | None = None, customer_id: str | None = None,
@@ -35,9 +45,20 @@ def list_requests(uow: UnitOfWork, who: Principal, *, state: str | None = None, 
                           limit, descending=True)
 
 
-def get_request(uow: UnitOfWork, who: Principal, request_id: str) -> ProvisioningRequest:
-    with reading(uow) as s:
-        return scope.request(s, who, request_id)
+def get_request(uow: UnitOfWork, who: Principal, request_id: str) -> RequestDetail:
+    """The request and its result; a new tenant's admin password is in it once (the first reseller or
+    operator read after Partner Center created the tenant), then deleted."""
+    with uow:
+        s = uow.session
+        req = scope.request(s, who, request_id)
+        tenant = new_tenant.tenant_result(req)
+        password = new_tenant.take_admin_password(s, who, req.id) if tenant is not None else None
+        s.expunge_all()  # what was read stays readable after the commit below
+        if tenant is not None and password is not None:
+            tenant = {**tenant, "admin_password": password}
+            audit.record(s, who.actor, "request.tenant_admin_password.shown", "request", req.id, None)
+            uow.commit()
+        return RequestDetail(req, {"tenant": tenant} if tenant is not None else None)
 
 
 def retry(uow: UnitOfWork, who: Principal, request_id: str, *, idem: Idempotency | None,

@@ -33,6 +33,11 @@ STEP_PENDING, STEP_RUNNING, STEP_WAITING = "pending", "running", "waiting"
 STEP_SUCCEEDED, STEP_FAILED, STEP_SKIPPED = "succeeded", "failed", "skipped"
 
 
+def all_steps() -> tuple[str, ...]:
+    """Every step some chain has, each once (the worker registers a task for each)."""
+    return tuple(sorted({step for steps in STEPS.values() for step in steps}))
+
+
 def steps_of(kind: str) -> tuple[str, ...]:
     try:
         return STEPS[kind]

@@ -30,7 +30,7 @@ def create_request(session: Session, *, kind: str, service_provider_id: str | No
     req = ProvisioningRequest(kind=kind, state=kinds.QUEUED, service_provider_id=service_provider_id,
                               customer_id=customer_id, user_id=user_id, parent_id=parent_id,
                               params=dict(params or {}), context={}, current_step=steps[0],
-                              created_by=created_by, next_attempt_at=None)
+                              created_by=created_by, next_attempt_at=None, dispatch=1)
     req.steps = [RequestStep(position=i, name=name, state=kinds.STEP_PENDING) for i, name in enumerate(steps)]
     session.add(req)
     session.flush()
@@ -38,7 +38,16 @@ def create_request(session: Session, *, kind: str, service_provider_id: str | No
 
 
 def ref(req: ProvisioningRequest) -> RequestRef:
-    return RequestRef(id=req.id, kind=req.kind, from_step=req.current_step or kinds.steps_of(req.kind)[0])
+    """The chain of the request's current dispatch, from its current step."""
+    return RequestRef(id=req.id, kind=req.kind, from_step=req.current_step or kinds.steps_of(req.kind)[0],
+                      dispatch=req.dispatch)
+
+
+def redispatch(req: ProvisioningRequest) -> RequestRef:
+    """A new generation for the request's chain, to publish once committed: any message of an earlier
+    one still in a queue (or in a worker's hands) stops at its claim."""
+    req.dispatch = (req.dispatch or 0) + 1
+    return ref(req)
 
 
 def retry_request(session: Session, req: ProvisioningRequest) -> RequestRef:
@@ -57,9 +66,9 @@ def retry_request(session: Session, req: ProvisioningRequest) -> RequestRef:
     req.blocked_reason = req.error_code = req.error_message = None
     req.deliveries = 0
     req.lease_until = req.lease_owner = None
-    req.next_attempt_at = None
+    req.next_attempt_at = req.not_before = None
     req.finished_at = None
-    return ref(req)
+    return redispatch(req)
 
 
 def _rehold_seats(session: Session, req: ProvisioningRequest) -> None:

@@ -9,7 +9,7 @@ from shared.db.models import Customer, TenantConnection
 from shared.microsoft.errors import AuthFailed, Forbidden, NotFound
 from shared.pipeline.context import StepContext
 from shared.pipeline.outcomes import Blocked, Done, RetrySoon, StepFailed, Wait
-from shared.tenants import access
+from shared.tenants import access, new_tenant
 from shared.tenants.domains import refresh_domains
 
 # A manual sync asked for while a scheduled one runs tries again after this.
@@ -26,16 +26,9 @@ def _connection_row(ctx: StepContext) -> TenantConnection:
     return conn
 
 
-def _new_tenant_body(spec: dict[str, Any]) -> dict[str, Any]:
-    details = {k: v for k, v in spec.items() if k not in ("domain", "company", "email", "address")}
-    return {"companyProfile": {"domain": spec["domain"]},
-            "billingProfile": {"email": spec.get("email"), "companyName": spec.get("company"),
-                               "culture": details.get("culture", "en-US"), "language": details.get("language", "en"),
-                               "defaultAddress": spec.get("address") or details.get("default_address") or {}}}
-
-
 def _create_tenant(ctx: StepContext) -> str:
-    """Create the tenant once: its id is made durable as soon as Partner Center answers."""
+    """Create the tenant once: its id is made durable as soon as Partner Center answers, and with it the
+    admin credentials of the answer, encrypted (never in the context, a log or a task result)."""
     created = ctx.context.get("created_tenant_id")
     if created:
         return str(created)
@@ -44,10 +37,12 @@ def _create_tenant(ctx: StepContext) -> str:
         raise StepFailed("tenant_create_uncertain", "an earlier tenant creation may have succeeded; "
                          "search Partner Center and connect the tenant by id")
     ctx.checkpoint(tenant_create_sent_at=ctx.now.isoformat())
-    answer = ctx.microsoft.partner_center(access.credential(ctx)).create_customer(
-        _new_tenant_body(ctx.params["new_tenant"]))
+    spec = ctx.params["new_tenant"]
+    answer = ctx.microsoft.partner_center(access.credential(ctx)).create_customer(new_tenant.partner_center_body(spec))
     tenant_id = str((answer.get("companyProfile") or {}).get("tenantId") or answer["id"])
-    ctx.checkpoint(created_tenant_id=tenant_id)
+    domain = str((answer.get("companyProfile") or {}).get("domain") or new_tenant.initial_domain(spec)).lower()
+    admin = new_tenant.keep_admin_credentials(ctx.session, ctx.request.id, answer, domain)
+    ctx.checkpoint(created_tenant_id=tenant_id, created_tenant_domain=domain, tenant_admin_user_name=admin)
     return tenant_id
 
 

@@ -36,7 +36,7 @@ def bulk_provision(uow: UnitOfWork, who: Principal, customer_id: str, users: Seq
         ctx = context.load(s, who, customer_id)
         unique_upns(users)
         ctx.require_connected()
-        ctx.require_mca()
+        ctx.require_mca(s)
         existing_upns(s, customer_id, users)
         wanted = Counter(u.user_plan_id for u in users)
         rules = checks.enabled_plans(s, customer_id, list(wanted))

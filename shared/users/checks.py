@@ -1,8 +1,7 @@
 """The checks before anything is sent to Microsoft: plan enabled, hard limit, free seats (indirect resellers)."""
 
 # The statements are built once (bound parameters, `expanding` lists) and run on the session's
-# connection without the ORM layers: building and dispatching a SELECT costs more CPU than the
-# database spends on it, and these run for every accepted user.
+# connection without the ORM layers: they run for every accepted user.
 from __future__ import annotations
 
 import logging

@@ -1,8 +1,7 @@
 """Accepting one user's provisioning or deprovisioning: every check first, then one request, seats held."""
 
-# The API's hot path (hundreds per second on two cores): one query reads and locks the user with
-# everything the checks need, the writes are Core statements, and the per-customer locks come last
-# so they are held only for a count and the commit.
+# The API's hot path: one query reads and locks the user with everything the checks need, the writes
+# are Core statements, and the per-customer locks come last so they are held only for a count and the commit.
 from __future__ import annotations
 
 from collections import Counter
@@ -86,7 +85,7 @@ def _provision(uow: UnitOfWork, who: Principal, user_id: str, user_plan_id: str,
         s = uow.session
         user, ctx, plan_rows = lock_user(s, who, user_id, user_plan_id=user_plan_id)
         ctx.require_connected()
-        ctx.require_mca()
+        ctx.require_mca(s)
         user.no_active_request()
         rules = checks.plan_rules([user_plan_id], plan_rows)
         held = checks.skus_held_by(s, user.id, user.licences) if user.service_id else set(user.licences)

@@ -1,8 +1,7 @@
 """Users, their services, requests and seats written as plain rows in a few statements (the accept paths)."""
 
-# The ORM's unit of work costs about a millisecond of CPU per flushed object graph; the accept
-# paths (one user at hundreds per second, a thousand users per bulk call) write plain rows with
-# Core and answer from snapshots of the same rows.
+# The accept paths (every provisioned user, a thousand users per bulk call) write plain rows with Core
+# rather than through the ORM's unit of work, and answer from snapshots of the same rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -73,9 +72,8 @@ def reserve_seats(s: Session, customer_id: str, items: Sequence[NewUser], skus: 
         for i in items for sku in skus.get(i.service.user_plan_id, [])])
 
 
-# A request's step rows (five or six) go in one multi-row INSERT: psycopg runs executemany in
-# pipeline mode, whose set-up and polling cost an eighth of an accept's CPU. A bulk call's
-# thousands of rows keep executemany, where the pipeline pays off.
+# A request's step rows (five or six) go in one multi-row INSERT: psycopg's executemany runs in
+# pipeline mode, which pays off for a bulk call's thousands of rows, not for a handful.
 MULTI_ROW_MAX = 16
 
 
@@ -131,7 +129,7 @@ def hold_seats(s: Session, *, customer_id: str, user_id: str, request_id: str, s
 
 
 def ref_of(request: SimpleNamespace) -> RequestRef:
-    return RequestRef(id=request.id, kind=request.kind, from_step=request.current_step)
+    return RequestRef(id=request.id, kind=request.kind, from_step=request.current_step, dispatch=request.dispatch)
 
 
 def refs(items: Sequence[NewUser]) -> list[RequestRef]:
@@ -156,6 +154,7 @@ def _request_row(now: datetime, *, kind: str, service_provider_id: str, customer
     return {"id": new_id(), "kind": kind, "state": kinds.QUEUED, "service_provider_id": service_provider_id,
             "customer_id": customer_id, "user_id": user_id, "parent_id": parent_id, "params": params,
             "context": {}, "current_step": first_step, "attempts": 0, "deliveries": 0, "retries": 0,
+            "dispatch": 1, "redrives": 0, "not_before": None,
             "next_attempt_at": None, "lease_until": None, "lease_owner": None, "blocked_reason": None,
             "error_code": None, "error_message": None, "created_by": created_by, "finished_at": None, "created_at": now,
             "updated_at": now}

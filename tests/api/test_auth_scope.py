@@ -59,8 +59,8 @@ def foreign_calls(w: World, ids: dict[str, str]) -> list[tuple[str, str, Any]]:
     return [
         ("GET", f"/v1/service-providers/{sp}", None),
         ("GET", f"/v1/service-providers/{sp}/services", None),
-        ("PUT", f"/v1/service-providers/{sp}/services/azure-ad", {"customer_plans": []}),
-        ("PUT", f"/v1/service-providers/{sp}/services/microsoft-online", {"user_plans": []}),
+        ("PUT", f"/v1/service-providers/{sp}/services/azure-ad", {"customer_plans": [w.customer_plan_id]}),
+        ("PUT", f"/v1/service-providers/{sp}/services/microsoft-online", {"user_plans": [w.user_plan_id]}),
         ("POST", "/v1/customers", {"name": "x", "service_provider_id": sp}),
         ("GET", f"/v1/customers/{c}", None),
         ("GET", f"/v1/customers/{c}/tenant-search?q=x", None),
@@ -152,7 +152,7 @@ def test_sp_key_may_not_provision_its_own_services(raw: TestClient, worlds: Any)
     ours, _, _ = worlds
     sp = Api(raw, ours.sp_key)
     problem_of(sp.put(f"/v1/service-providers/{ours.provider_id}/services/azure-ad",
-                      json={"customer_plans": []}), 403, "forbidden")
+                      json={"customer_plans": [ours.customer_plan_id]}), 403, "forbidden")
 
 
 @pytest.mark.parametrize("method,suffix,body", [

@@ -96,9 +96,18 @@ def test_live_calls_need_a_connected_tenant(op: Api, emulator: Any) -> None:
         problem_of(op.get(f"/v1/customers/{live.world.customer_id}/{path}"), 409, "tenant_not_connected")
 
 
-def test_licences_without_gdap_answer_gdap_missing(op: Api, emulator: Any) -> None:
-    live = build_live_world(emulator, gdap="none")
-    problem_of(op.get(f"/v1/customers/{live.world.customer_id}/licences"), 409, "gdap_missing")
+def test_licences_come_from_partner_center_and_need_no_gdap(op: Api, emulator: Any) -> None:
+    live = build_live_world(emulator, units=4, gdap="none")
+    before = emulator.stats()["requests"]
+    r = op.get(f"/v1/customers/{live.world.customer_id}/licences")
+    assert r.status_code == 200, r.text
+    [sku] = r.json()["items"]
+    [seeded] = live.tenant["skus"]
+    assert (sku["sku_part_number"], sku["sku_id"], sku["total"], sku["free"]) == (SKU, seeded["sku_id"], 4, 4)
+    after = emulator.stats()["requests"]
+    calls = {route: sum(after[route].values()) - sum(before.get(route, {}).values()) for route in after}
+    assert any("subscribedskus" in route and n for route, n in calls.items()), calls
+    assert not any("subscribedSkus" in route and n for route, n in calls.items()), calls  # not Graph's
 
 
 def test_microsoft_throttling_answers_503_with_retry_after(op: Api, emulator: Any) -> None:
@@ -135,3 +144,31 @@ def test_seats_bought_since_the_last_read_are_seen_before_refusing(op: Api, emul
     assert second.status_code == 202, second.text
     with UnitOfWork() as uow:
         assert uow.session.scalars(select(TenantSku.total).where(TenantSku.customer_id == c)).all() == [2]
+
+
+def test_an_mca_signed_in_the_portal_unblocks_without_a_manual_read(op: Api, emulator: Any) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from shared.db.types import utcnow
+
+    live = build_live_world(emulator, units=3, mca_signed=False, mca=False)
+    c = live.world.customer_id
+    user = op.post(f"/v1/customers/{c}/users", json=user_body()).json()
+    body = {"user_plan_id": live.world.user_plan_id}
+    problem_of(op.put(f"/v1/users/{user['id']}/services/microsoft-online", json=body), 409, "mca_not_signed")
+    # The customer accepts the MCA in the Partner Center portal; our "not signed" is now two minutes old.
+    emulator._control.patch(f"/_emulator/tenants/{live.tenant['tenant_id']}",
+                            json={"mca_signed": True}).raise_for_status()
+    with UnitOfWork() as uow:
+        uow.session.execute(update(Agreement).where(Agreement.customer_id == c)
+                            .values(checked_at=utcnow() - timedelta(minutes=2)))
+        uow.commit()
+    r = op.put(f"/v1/users/{user['id']}/services/microsoft-online", json=body)
+    assert r.status_code == 202, r.text
+    with UnitOfWork() as uow:
+        row = uow.session.scalar(select(Agreement).where(Agreement.customer_id == c))
+        assert row is not None and row.signed
+    plans = {"plans": [{"user_plan_id": live.world.user_plan_id, "hard_limit": 2}]}
+    assert op.put(f"/v1/customers/{c}/services/microsoft-online", json=plans).status_code == 202

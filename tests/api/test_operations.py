@@ -92,3 +92,27 @@ def test_openapi_documents_problems_security_and_every_contract_path(raw: TestCl
     creating = doc["paths"]["/v1/users/{user_id}/services/microsoft-online"]["put"]
     assert "Idempotency-Key" in [p["name"] for p in creating["parameters"]]
     assert set(creating["responses"]) >= {"202", "401", "404", "409", "422"}
+
+
+def test_openapi_lists_each_query_parameter_with_its_constraints(raw: TestClient) -> None:
+    from shared.paging import MAX_LIMIT
+
+    doc = raw.get("/openapi.json").json()
+
+    def query(method: str, path: str) -> dict[str, Any]:
+        return {p["name"]: p for p in doc["paths"][path][method].get("parameters", []) if p["in"] == "query"}
+
+    requests = query("get", "/v1/requests")
+    assert list(requests) == ["cursor", "limit", "state", "customer_id", "kind", "user_id", "parent_id"]
+    assert requests["limit"]["schema"] | {"minimum": 1, "maximum": MAX_LIMIT} == requests["limit"]["schema"]
+    assert requests["cursor"]["schema"]["anyOf"][0]["maxLength"] == 512
+    assert "failed" in requests["state"]["schema"]["anyOf"][0]["enum"]
+    search = query("get", "/v1/customers/{customer_id}/tenant-search")
+    assert search["q"]["required"] is True and search["q"]["schema"]["minLength"] == 1
+    assert search["limit"]["schema"]["maximum"] == 100
+    users = query("get", "/v1/customers/{customer_id}/users")
+    assert users["upn"]["description"] == "UPN prefix" and users["upn"]["schema"]["anyOf"][0]["maxLength"] == 113
+    assert set(query("get", "/v1/customers")) == {"cursor", "limit", "service_provider_id", "name"}
+    deprovision = query("delete", "/v1/users/{user_id}/services/microsoft-online")
+    assert deprovision["delete_user"]["schema"]["type"] == "boolean" and not deprovision["delete_user"]["required"]
+    assert query("get", "/v1/customers/{customer_id}") == {} and query("get", "/healthz") == {}

@@ -64,7 +64,8 @@ def test_services_in_order(op: Api, published: list[Any]) -> None:
     problem_of(op.put(f"/v1/service-providers/{sp['id']}/services/azure-ad", json={"customer_plans": [cp]}),
                409, "request_in_progress")
     services = op.get(f"/v1/service-providers/{sp['id']}/services").json()["items"]
-    assert services[0] == {"service": "azure_ad", "state": "provisioning", "request_id": req["id"], "plans": [cp]}
+    # The plans are linked by the pipeline once Partner Center answered, not at accept time.
+    assert services[0] == {"service": "azure_ad", "state": "provisioning", "request_id": req["id"], "plans": []}
     # Still provisioning: Microsoft Online must wait for the pipeline to finish Azure AD.
     problem_of(op.put(f"/v1/service-providers/{sp['id']}/services/microsoft-online", json={"user_plans": [up]}),
                409, "service_dependency")
@@ -73,7 +74,7 @@ def test_services_in_order(op: Api, published: list[Any]) -> None:
     assert r.status_code == 202, r.text
     assert r.json()["kind"] == "provider.microsoft_online"
     services = op.get(f"/v1/service-providers/{sp['id']}/services").json()["items"]
-    assert services[1]["plans"] == [up] and services[1]["state"] == "provisioning"
+    assert services[1]["plans"] == [] and services[1]["state"] == "provisioning"
 
 
 def test_unknown_plan_ids_are_422_with_index(op: Api) -> None:
@@ -83,6 +84,49 @@ def test_unknown_plan_ids_are_422_with_index(op: Api) -> None:
                json={"customer_plans": [cp, "00000000-0000-4000-8000-000000000000"]})
     err = problem_of(r, 422, "validation_error")
     assert err["errors"][0]["loc"] == ["body", "customer_plans", 1]
+
+
+def test_a_reseller_service_needs_at_least_one_plan(op: Api) -> None:
+    sp = new_provider(op)
+    for path, field in (("azure-ad", "customer_plans"), ("microsoft-online", "user_plans")):
+        err = problem_of(op.put(f"/v1/service-providers/{sp['id']}/services/{path}", json={field: []}), 422,
+                         "validation_error")
+        assert err["errors"][0]["loc"] == ["body", field]
+    assert op.get(f"/v1/service-providers/{sp['id']}/services").json()["items"][0]["state"] == "not_provisioned"
+
+
+def test_reapplying_a_provisioned_service_never_takes_it_down(op: Api, make_world: Any, published: list[Any]) -> None:
+    from shared.db.types import utcnow
+    from shared.pipeline.finish import fail_request
+
+    w = make_world()
+    new_cp, new_up = plans(op)
+    r = op.put(f"/v1/service-providers/{w.provider_id}/services/azure-ad", json={"customer_plans": [new_cp]})
+    assert r.status_code == 202, r.text
+    m = op.put(f"/v1/service-providers/{w.provider_id}/services/microsoft-online", json={"user_plans": [new_up]})
+    assert m.status_code == 202, m.text
+    services = op.get(f"/v1/service-providers/{w.provider_id}/services").json()["items"]
+    # While the requests run: provisioned, with the last good plans; the services point at the new requests.
+    assert services == [
+        {"service": "azure_ad", "state": "provisioned", "request_id": r.json()["id"], "plans": [w.customer_plan_id]},
+        {"service": "microsoft_online", "state": "provisioned", "request_id": m.json()["id"],
+         "plans": [w.user_plan_id]}]
+    # Customers are served meanwhile: no service_dependency for connecting or enabling plans.
+    customer = op.post("/v1/customers", json={"name": "Meanwhile", "service_provider_id": w.provider_id}).json()
+    assert op.put(f"/v1/customers/{customer['id']}/services/azure-ad", json={
+        "customer_plan_id": w.customer_plan_id, "tenant_id": str(uuid.uuid4())}).status_code == 202
+    assert op.put(f"/v1/customers/{w.customer_id}/services/microsoft-online", json={
+        "plans": [{"user_plan_id": w.user_plan_id}]}).status_code == 202
+    with UnitOfWork() as uow:  # the new Azure AD request fails (say, a rotated secret Partner Center refuses)
+        from shared.db.models import ProvisioningRequest
+
+        req = uow.session.get(ProvisioningRequest, r.json()["id"])
+        assert req is not None
+        fail_request(uow.session, req, "microsoft_auth_failed", "sign-in refused", now=utcnow())
+        uow.commit()
+    assert op.get(f"/v1/requests/{r.json()['id']}").json()["error_code"] == "microsoft_auth_failed"
+    azure = op.get(f"/v1/service-providers/{w.provider_id}/services").json()["items"][0]
+    assert (azure["state"], azure["plans"]) == ("provisioned", [w.customer_plan_id])
 
 
 def _finish(provider_id: str, service: str) -> None:

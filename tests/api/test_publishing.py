@@ -14,7 +14,7 @@ from tests.api.conftest import Api, World, new_key, user_body
 
 
 def _ref(i: int) -> RequestRef:
-    return RequestRef(f"r{i}", "user.provision", "reserve_seat")
+    return RequestRef(f"r{i}", "user.provision", "reserve_seat", 1)
 
 
 def test_batches_and_drains_on_close() -> None:

@@ -84,7 +84,7 @@ def test_retry_and_cancel(op: Api, world: World, published: list[Any]) -> None:
 def test_the_documented_kinds_are_the_engine_kinds() -> None:
     from typing import get_args
 
-    from api.routes.requests import Kind
+    from api.schemas.requests import Kind
     from shared.requests import kinds
 
     assert set(get_args(Kind)) == set(kinds.STEPS)

@@ -18,6 +18,7 @@ from schemathesis import checks
 
 from api.app import create_app
 from api.schemas.common import ID_PATTERN
+from shared.requests import dispatch
 from tests.api.conftest import build_live_world, new_key, user_body
 
 MAX_EXAMPLES = 15
@@ -43,7 +44,9 @@ def real(emulator: Any) -> dict[str, str]:
 
 
 # Built at import: schemathesis' lazy fixture loader does not work with pytest 9. Building the app reads
-# no database; its calls resolve settings (the package's test database) when they run.
+# no database; its calls resolve settings (the package's test database) when they run. Loading the
+# schema starts the app, which needs a publisher: nothing is sent until the package's fixture installs its own.
+dispatch.set_publisher(lambda refs: None)
 APP = create_app()
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 # A body over the size limit (10,001 bulk users, say) is refused before it is read: 413 is a rejection too.

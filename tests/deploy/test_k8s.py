@@ -13,11 +13,12 @@ import pytest
 import yaml
 from typer.main import get_command
 
-from shared.cli import app as cli_app
+from commands.cli import app as cli_app
 from shared.settings import Settings
 from tests.deploy.keda_schema import REDIS_AUTH_PARAMETERS, SCHEMAS
 from tests.deploy.kustomize import KustomizeError, build
-from worker.app import QUEUES, celery_config
+from worker.app import celery_config
+from worker.queues import QUEUES
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"

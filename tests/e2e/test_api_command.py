@@ -50,7 +50,7 @@ def test_api_workers_listen_on_their_own_sockets_and_are_replaced(tmp_path: Path
            "ENVIRONMENT": "test", "SECRET_KEY": "t" * 40, "DATABASE_URL": f"sqlite:///{tmp_path}/api.db",
            "BROKER_URL": "memory://"}
     log = (tmp_path / "api.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "api", "--port", str(port), "--workers", "2"],
+    proc = subprocess.Popen([sys.executable, "-m", "commands.cli", "api", "--port", str(port), "--workers", "2"],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(lambda: healthy(port) and len(listeners(port)) == 2, 60, "two processes listening")

@@ -11,7 +11,7 @@ import pytest
 import redis
 from sqlalchemy import select, text
 
-from shared.db.models import OutboxMessage, UserService
+from shared.db.models import NotificationRecipients, OutboxMessage, UserService
 from shared.requests import kinds
 from shared.security import decrypt, generate_password
 from tests.e2e.pipeline_fixtures import *  # noqa: F403
@@ -59,6 +59,10 @@ def _snapshot(client: redis.Redis) -> list[str]:
 
 def test_the_password_appears_nowhere_but_encrypted(seeder, emulator, pipeline_env, pg_engine):
     tenant = seeder.tenant(units=10)
+    with seeder.session() as s:  # the customer's own recipients: the only ones the password goes to
+        s.add(NotificationRecipients(customer_id=tenant.customer_id, emails=["it@customer.example"],
+                                     events=["provisioned", "failed", "blocked"]))
+        s.commit()
     passwords = {f"p{i}": generate_password() for i in range(5)}
     refs = seeder.users(tenant, list(passwords), aliases=1, passwords=passwords)
     ids = [r.id for r in refs]
@@ -84,9 +88,9 @@ def test_the_password_appears_nowhere_but_encrypted(seeder, emulator, pipeline_e
         watcher.join(timeout=10)
         logs = stack.logs(tail=None)
     assert states == {kinds.SUCCEEDED: 5}, logs[-4000:]
-    assert any("worker.tasks.requests.run_step" in c for c in captured), "the watcher saw no task message"
+    assert any("steps.ensure_user" in c for c in captured), "the watcher saw no task message"
     assert not any("celery-task-meta" in c for c in captured), "no task results are stored"
-    assert "run_step" in logs and "DEBUG" in logs
+    assert "steps.ensure_user" in logs and "DEBUG" in logs
     with pg_engine.connect() as conn:
         rows = conn.execute(text("SELECT params::text, context::text FROM provisioning_requests")).all()
         steps = conn.execute(text("SELECT coalesce(error_message, '') || coalesce(microsoft_error::text, '') "
@@ -102,4 +106,7 @@ def test_the_password_appears_nowhere_but_encrypted(seeder, emulator, pipeline_e
                          .where(UserService.request_id.in_(ids))).all() == [None] * 5
         emails = s.scalars(select(OutboxMessage).where(OutboxMessage.channel == "email",
                                                       OutboxMessage.payload["request_id"].as_string().in_(ids))).all()
-        assert sorted(decrypt(e.secret_enc) for e in emails) == sorted(passwords.values())
+        customers = [e for e in emails if e.payload["to"] == "it@customer.example"]
+        assert sorted(decrypt(e.secret_enc) for e in customers) == sorted(passwords.values())
+        operators = [e for e in emails if e.payload["to"] == "ops@reseller.example"]
+        assert len(operators) == 5 and all(e.secret_enc is None for e in operators)

@@ -4,6 +4,8 @@ Microsoft's time is the emulator's frozen clock here, moved by `advance_clock`: 
 """
 from __future__ import annotations
 
+import os
+
 import httpx
 import pytest
 
@@ -120,6 +122,31 @@ def test_error_rate_gives_5xx_or_dropped_connections(world: World) -> None:
     assert outcomes <= {500, 503, "dropped"} and len(outcomes) >= 2
     assert world.control().get("/_emulator/stats").status_code == 200  # control API never fails
     assert sum(world.emulator.stats()["injected_errors"].values()) == 30
+
+
+def test_a_dropped_connection_is_an_incomplete_answer_over_real_tls(world: World) -> None:
+    """The drop is built on ASGI alone: the head promises a body, the app fails, uvicorn closes the connection.
+    The client sees a network failure, its pool replaces the connection, and the emulator's log stays quiet."""
+    assert world.emulator.log_path is not None
+    logged_before = os.path.getsize(world.emulator.log_path)
+    world.emulator.set_faults(error_rate=1.0)
+    graph = world.graph()
+    drops = 0
+    for _ in range(120):
+        try:
+            graph.get("/v1.0/domains")
+        except httpx.RemoteProtocolError as cut:
+            assert "incomplete" in str(cut) or "without sending complete message body" in str(cut), cut
+            drops += 1
+            assert graph.get("/_emulator/stats").status_code == 200  # same client, a fresh connection
+        if drops == 3:
+            break
+    assert drops == 3
+    assert world.emulator.stats()["injected_errors"]["drop"] == 3
+    with open(world.emulator.log_path, errors="replace") as log:
+        log.seek(logged_before)
+        output = log.read()
+    assert "Traceback" not in output and "ConnectionDropped" not in output, output[-2000:]
 
 
 def test_token_fail_rate_and_latency(world: World) -> None:

@@ -19,7 +19,7 @@ from .waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 # The product's command line (`provisioner ...`), run as a module so the tree under test is what runs.
-PROVISIONER = "shared.cli"
+PROVISIONER = "commands.cli"
 QUEUES = "provisioning,polling,sync"
 
 
@@ -60,6 +60,11 @@ class Processes:
         """`provisioner beat`, with its own schedule file."""
         return self.spawn(name, ["-m", PROVISIONER, "beat", "--schedule", str(self.logdir / f"{name}-schedule"),
                                  "-l", loglevel])
+
+    def flower(self, port: int, name: str = "flower") -> subprocess.Popen[bytes]:
+        """`provisioner flower` on 127.0.0.1:`port`, its HTTP API open (a test reads /api/tasks)."""
+        return self.spawn(name, ["-m", PROVISIONER, "flower", f"--port={port}", f"--address={HOST}"],
+                          {"FLOWER_UNAUTHENTICATED_API": "true"})
 
     def api(self, name: str = "api", *, workers: int = 1, port: int | None = None, timeout: float = 60) -> int:
         """`provisioner api --workers N` on a free port, once /healthz answers; returns the port."""

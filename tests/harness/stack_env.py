@@ -57,11 +57,12 @@ def stack_env(*, database_url: str, broker_url: str, limiter_url: str | None, em
 @contextmanager
 def publishing_as(env: dict[str, str], keys: Sequence[str] = SHARED_KEYS) -> Iterator[None]:
     """For the block, this process publishes and reads with the stack's settings (`keys` of `env`): its
-    settings, Celery app, engine and publisher are rebuilt on entry and again on exit."""
+    settings, Celery app and engine are rebuilt on entry and again on exit, and Celery's publisher is installed
+    for the block."""
     from shared.db.engine import dispose_engine
     from shared.requests import dispatch
     from shared.settings import reset_settings
-    from worker.app import reset_app
+    from worker.app import install_publisher, reset_app
 
     saved = {key: os.environ.get(key) for key in (*keys, "SECRET_KEY")}
 
@@ -69,16 +70,17 @@ def publishing_as(env: dict[str, str], keys: Sequence[str] = SHARED_KEYS) -> Ite
         reset_settings()
         reset_app()
         dispose_engine()
-        dispatch.set_publisher(None)  # the default: worker.canvas.publish on this process's settings
 
     os.environ.update({key: env[key] for key in keys if key in env})
     os.environ.setdefault("SECRET_KEY", env.get("SECRET_KEY", TEST_SECRET_KEY))
     if "REDIS_URL" in keys and "REDIS_URL" not in env:
         os.environ.pop("REDIS_URL", None)
     rebuild()
+    install_publisher()  # Celery chains, as the API process sends them
     try:
         yield
     finally:
+        dispatch.set_publisher(None)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -55,28 +55,28 @@ def test_a_postgres_cluster_runs_fast_restarts_and_leaves_nothing() -> None:
     with cluster:
         home, port = cluster.dir, cluster.port
         url = cluster.create_database("harness_check")
-        conninfo = {"host": "127.0.0.1", "port": port, "user": "postgres", "dbname": "harness_check"}
-        with psycopg.connect(**conninfo) as conn:
+        conninfo = f"host=127.0.0.1 port={port} user=postgres dbname=harness_check"
+        with psycopg.connect(conninfo) as conn:
             assert conn.execute("SHOW fsync").fetchone() == ("off",)
             assert conn.execute("SHOW synchronous_commit").fetchone() == ("off",)
             assert conn.execute("SHOW full_page_writes").fetchone() == ("off",)
             conn.execute("CREATE TABLE kept (n int)")
             conn.execute("INSERT INTO kept VALUES (1)")
             conn.commit()
-            held = psycopg.connect(**conninfo)
+            held = psycopg.connect(conninfo)
             cluster.stop("fast")  # every connection cut
             with pytest.raises(psycopg.OperationalError):
                 held.execute("SELECT 1")
             held.close()
         cluster.start()
         assert cluster.port == port
-        with psycopg.connect(**conninfo) as conn:
+        with psycopg.connect(conninfo) as conn:
             assert conn.execute("SELECT n FROM kept").fetchall() == [(1,)]
         cluster.stop("immediate")  # a crash: recovery at the next start
         cluster.start()
         pids = cluster.pids()
         assert len(pids) > 1  # the postmaster and its helpers
-        with psycopg.connect(**conninfo) as conn:
+        with psycopg.connect(conninfo) as conn:
             assert conn.execute("SELECT n FROM kept").fetchall() == [(1,)]
         cluster.drop_database("harness_check")
         assert url.endswith(f":{port}/harness_check")

@@ -46,7 +46,7 @@ def install() -> None:
 
 def main() -> None:
     install()
-    from shared.cli import main as provisioner
+    from commands.cli import main as provisioner
 
     sys.argv = ["provisioner", *sys.argv[1:]]
     provisioner()

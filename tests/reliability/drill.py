@@ -28,10 +28,10 @@ def seed(seeder: Seeder, tenants: int, per_tenant: int) -> tuple[list[Tenant], l
     return seeder.seed(tenants, per_tenant, skus=SKUS, aliases=1)
 
 
-def run_step_messages(stack: Processes) -> int:
-    """run_step messages the drill's workers took from the broker (Celery logs each one `received`)."""
-    return sum(1 for line in stack.log_lines()
-               if "Task worker.tasks.requests.run_step[" in line and line.endswith("] received"))
+def step_messages(stack: Processes) -> int:
+    """Step task messages (`steps.<step>`) the drill's workers took from the broker, retries included
+    (Celery logs each one `received`)."""
+    return sum(1 for line in stack.log_lines() if "Task steps." in line and line.endswith("] received"))
 
 
 def reconciles_sent(stack: Processes, beat: str = "beat") -> int:

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from shared.requests import kinds
-from tests.reliability.drill import audit, run_step_messages, seed
+from tests.reliability.drill import audit, seed, step_messages
 from worker.canvas import publish
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -53,11 +53,11 @@ def test_kill_9_workers_repeatedly_during_300_users(drill):
         states = seeder.wait(ids, timeout=150)
         elapsed = time.monotonic() - started
         assert states == {kinds.SUCCEEDED: len(ids)}, (states, stack.logs())
-        messages = run_step_messages(stack)
+        messages = step_messages(stack)
     facts = audit(seeder, tenants, refs)
     print(f"\n[drill a] {len(ids)} users, {KILLS} x kill -9: all succeeded in {elapsed:.0f}s; "
           f"states at each kill {at_kill}; {facts['redriven']} request(s) re-ran an interrupted step "
           f"(at most {facts['max_step_attempts']} attempts of one step); "
-          f"{messages} run_step messages for {facts['step_attempts']} step attempts")
+          f"{messages} step messages for {facts['step_attempts']} step attempts")
     assert all(st.get(kinds.SUCCEEDED, 0) < len(ids) for st in at_kill), "a kill came after the run ended"
     assert facts["redriven"] >= 1, "no kill interrupted a step: the drill tested nothing"

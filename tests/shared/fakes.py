@@ -62,6 +62,8 @@ class FakeMicrosoft:
         self.created: list[str] = []
         self.assigned: list[tuple[str, str]] = []
         self.connection_ok = True
+        self.created_bodies: list[dict[str, Any]] = []  # Partner Center Create customer bodies
+        self.new_tenant_password = "Nt1!" + uuid.uuid4().hex
 
     def tenant(self, initial_domain: str = "contoso.onmicrosoft.com", *, tenant_id: str | None = None,
                verified: Sequence[str] = ("contoso.com",), unverified: Sequence[str] = (),
@@ -112,8 +114,12 @@ class FakePartnerCenter:
 
     def create_customer(self, body: dict[str, Any]) -> dict[str, Any]:
         self.ms.hit("create_customer")
-        t = self.ms.tenant(f"{body['companyProfile']['domain']}.onmicrosoft.com", verified=())
-        return {"id": t.tenant_id, "companyProfile": {"tenantId": t.tenant_id}}
+        self.ms.created_bodies.append(body)
+        domain = body["companyProfile"]["domain"]
+        assert domain.endswith(".onmicrosoft.com"), "Partner Center wants the whole initial domain"
+        t = self.ms.tenant(domain, verified=())
+        return {"id": t.tenant_id, "companyProfile": {"tenantId": t.tenant_id, "domain": domain},
+                "userCredentials": {"userName": "admin", "password": self.ms.new_tenant_password}}
 
     def get_agreements(self, customer_tenant_id: str) -> list[dict[str, Any]]:
         self.ms.hit("get_agreements")

@@ -1,6 +1,7 @@
 """Temporary passwords (Entra's rules, uniform, CSPRNG) and secrets at rest (per key, never mixed up)."""
 from __future__ import annotations
 
+import random
 import string
 from collections import Counter
 
@@ -35,6 +36,13 @@ def test_passwords_are_unique_and_every_character_is_about_as_likely() -> None:
     for position in range(PASSWORD_LENGTH):
         column = {p[position] for p in passwords}
         assert column & set(string.ascii_uppercase) and column & set(SYMBOLS) and column & set(string.digits)
+
+
+def test_passwords_do_not_come_from_the_seedable_generator() -> None:
+    random.seed(19)
+    first = generate_password()
+    random.seed(19)
+    assert generate_password() != first
 
 
 def test_a_secret_opens_only_with_the_key_that_sealed_it() -> None:

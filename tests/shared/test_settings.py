@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_bad_value_names_the_variable(settings_env: pytest.MonkeyPatch, name: st
     settings_env.setenv(name, value)
     with pytest.raises(ConfigError) as exc:
         load_settings()
-    assert name in str(exc.value.code)
+    assert name in str(exc.value)
 
 
 def test_secret_key_required_outside_dev(settings_env: pytest.MonkeyPatch) -> None:
@@ -48,16 +49,34 @@ def test_secret_key_required_outside_dev(settings_env: pytest.MonkeyPatch) -> No
     settings_env.delenv("SECRET_KEY", raising=False)
     with pytest.raises(ConfigError) as exc:
         load_settings()
-    assert "SECRET_KEY" in str(exc.value.code)
+    assert "SECRET_KEY" in str(exc.value)
     settings_env.setenv("ENVIRONMENT", "dev")
     assert load_settings().secret_key is None
 
 
-def test_cli_stops_with_one_line_naming_the_setting(tmp_path: object) -> None:
-    env = {"PATH": "/usr/bin:/bin", "ENVIRONMENT": "production", "DATABASE_URL": "mysql://nope"}
-    proc = subprocess.run([sys.executable, "-m", "shared.cli", "migrate"], env=env, capture_output=True, text=True,
-                          timeout=60)
-    assert proc.returncode == 2
+def test_a_config_error_is_an_ordinary_exception(settings_env: pytest.MonkeyPatch) -> None:
+    """Not SystemExit: code that catches Exception (a health check, a test) sees it; nothing exits by surprise."""
+    assert issubclass(ConfigError, Exception) and not issubclass(ConfigError, SystemExit)
+    settings_env.setenv("DATABASE_URL", "mysql://x")
+    with pytest.raises(ConfigError) as exc:
+        load_settings()
+    assert str(exc.value) == ("configuration error: DATABASE_URL: must start with one of sqlite://, "
+                              "postgresql://, postgresql+psycopg://")
+
+
+BAD_ENV = {"PATH": "/usr/bin:/bin", "ENVIRONMENT": "production", "DATABASE_URL": "mysql://nope"}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("command", [
+    ["-m", "commands.cli", "migrate"],
+    ["-m", "uvicorn", "commands.apiserver:create_app", "--factory", "--port", "0"],
+    ["-m", "celery", "-A", "worker.app:app", "inspect", "ping"],
+], ids=["provisioner", "uvicorn", "celery"])
+def test_entry_points_stop_with_one_line_naming_the_setting(command: list[str]) -> None:
+    proc = subprocess.run([sys.executable, *command], env={**BAD_ENV, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert any("DATABASE_URL" in ln for ln in lines), proc.stderr
     assert all(ln.startswith("configuration error:") for ln in lines), proc.stderr

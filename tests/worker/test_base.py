@@ -13,10 +13,10 @@ def test_the_base_acks_late_and_rejects_on_worker_loss():
 
 
 def test_a_task_refuses_anything_but_ids():
-    from worker.tasks.requests import run_step
+    from worker.tasks.steps import TASKS
 
     with pytest.raises(TypeError, match="ids only"):
-        run_step("request-id", {"password": "x"})
+        TASKS["ensure_user"]("request-id", {"password": "x"})
 
 
 def test_the_decorator_wants_sane_explicit_limits():

@@ -1,15 +1,18 @@
-"""The chains: one run_step per remaining step, ids only, probes on polling, one producer for many."""
+"""The chains: one `steps.<name>` task per remaining step, ids only, routed by step, published in batches."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-from types import SimpleNamespace
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from celery import Celery
 
 from shared.requests import kinds
 from shared.requests.dispatch import RequestRef
-from shared.settings import Settings
+from shared.settings import Settings, reset_settings
+from worker import app as worker_app
 from worker import canvas
+from worker.queues import QUEUES, step_task
 
 
 @pytest.fixture
@@ -18,75 +21,71 @@ def settings() -> Settings:
 
 
 def test_a_chain_runs_the_remaining_steps_with_ids_only(settings):
-    sig = canvas.chain_for(RequestRef("r1", kinds.USER_PROVISION, "assign_licences"), settings)
+    sig = canvas.chain_for(RequestRef("r1", kinds.USER_PROVISION, "assign_licences", 3), settings)
     tasks = sig.tasks
-    assert [t.args for t in tasks] == [("r1", "assign_licences"), ("r1", "wait_mailbox"), ("r1", "apply_aliases"),
-                                       ("r1", "notify")]
-    assert {t.task for t in tasks} == {canvas.RUN_STEP}
+    assert [t.task for t in tasks] == [step_task(s) for s in ("assign_licences", "wait_mailbox", "apply_aliases",
+                                                               "notify")]
+    assert {t.args for t in tasks} == {("r1", "3")}  # the request and its dispatch: nothing else travels
     assert all(t.immutable for t in tasks)  # no result travels from one step to the next
-    assert [t.options["queue"] for t in tasks] == ["provisioning", "polling", "provisioning", "provisioning"]
     soft, hard = canvas.time_limits(settings)
     assert all(t.options["time_limit"] == hard < settings.lease_seconds for t in tasks)
     assert all(t.options["soft_time_limit"] == soft < hard for t in tasks)
 
 
-def test_sync_requests_run_on_the_sync_queue(settings):
-    sig = canvas.chain_for(RequestRef("r2", kinds.CUSTOMER_SYNC, "sync"), settings)
-    assert {t.options["queue"] for t in sig.tasks} == {"sync"}
-
-
 def test_an_unknown_step_is_refused(settings):
     with pytest.raises(ValueError):
-        canvas.chain_for(RequestRef("r3", kinds.USER_PROVISION, "nope"), settings)
+        canvas.chain_for(RequestRef("r3", kinds.USER_PROVISION, "nope", 1), settings)
 
 
-def test_publishing_many_chains_uses_one_producer(monkeypatch):
-    producers, sent = [], []
-
-    class App:
-        conf = SimpleNamespace(broker_url="memory://", broker_transport_options={})
-
-        @contextmanager
-        def producer_or_acquire(self):
-            producers.append(object())
-            yield producers[-1]
-
-    class Chain:
-        def __init__(self, ref):
-            self.ref = ref
-
-        def apply_async(self, producer=None):
-            sent.append((self.ref.id, producer))
-
-    monkeypatch.setattr(canvas, "get_app", App)
-    monkeypatch.setattr(canvas, "chain_for", lambda ref, _settings: Chain(ref))
-    canvas.publish([RequestRef(str(i), kinds.USER_PROVISION, "reserve_seat") for i in range(1000)])
-    assert len(producers) == 1 and len(sent) == 1000 and {p for _, p in sent} == {producers[0]}
+def test_every_step_of_every_kind_is_a_registered_task():
+    tasks = worker_app.get_app().tasks
+    assert {step_task(s) for s in kinds.all_steps()} <= set(tasks)
 
 
-def _link(step: str) -> dict[str, object]:
-    return {"task": canvas.RUN_STEP, "args": ["r1", step], "options": {"queue": "provisioning"}}
+@pytest.fixture
+def broker(redis_url: str, settings_env: pytest.MonkeyPatch) -> Iterator[Celery]:
+    """The product's Celery app on a real Redis broker db of its own, emptied before and after."""
+    url = redis_url.rsplit("/", 1)[0] + "/13"
+    settings_env.setenv("BROKER_URL", url)
+    reset_settings()
+    worker_app.reset_app()
+    app = worker_app.get_app()
+    _purge(app)
+    yield app
+    _purge(app)
+    worker_app.reset_app()
 
 
-def test_links_the_engine_ran_on_are_dropped_from_the_running_chain():
-    # Celery keeps the rest of a chain reversed: the next link is the last item.
-    request = SimpleNamespace(chain=[_link("notify"), _link("apply_aliases"), _link("wait_mailbox"),
-                                     _link("assign_licences")])
-    canvas.drop_links(request, ["assign_licences", "wait_mailbox"])
-    assert [link["args"][1] for link in request.chain] == ["notify", "apply_aliases"]
+def _purge(app: Celery) -> None:
+    with app.connection_for_write() as conn:
+        for queue in QUEUES:
+            conn.default_channel.queue_purge(queue)
 
 
-def test_a_chain_that_does_not_go_on_with_the_steps_run_on_is_left_from_there():
-    request = SimpleNamespace(chain=[_link("notify"), _link("apply_aliases")])
-    canvas.drop_links(request, ["assign_licences"])
-    assert len(request.chain) == 2
-    empty = SimpleNamespace(chain=None)
-    canvas.drop_links(empty, ["assign_licences"])
-    assert empty.chain is None
+def _waiting(app: Celery, queue: str) -> list[dict[str, Any]]:
+    """The messages waiting in `queue`, taken through kombu's public consumer API (headers only)."""
+    out = []
+    with app.connection_for_read() as conn:
+        simple = conn.SimpleQueue(queue, no_ack=True)
+        try:
+            while True:
+                try:
+                    out.append(simple.get(timeout=0.2).headers)
+                except simple.Empty:
+                    return out
+        finally:
+            simple.close()
 
 
-def test_a_retry_after_run_on_goes_to_the_queue_of_its_step():
-    assert canvas.queue_after_run_on("provisioning", "wait_mailbox") == "polling"
-    assert canvas.queue_after_run_on("polling", "apply_aliases") == "provisioning"
-    assert canvas.queue_after_run_on("sync", "sync") == "sync"
-    assert canvas.queue_after_run_on(None, "notify") is None
+def test_many_chains_go_to_the_broker_in_one_batch_each_on_its_first_steps_queue(broker):
+    refs = [RequestRef(f"r{i}", kinds.USER_PROVISION, "reserve_seat", 1) for i in range(300)]
+    refs += [RequestRef("probe", kinds.USER_PROVISION, "wait_mailbox", 4),
+             RequestRef("sync", kinds.CUSTOMER_SYNC, "sync", 2)]
+    canvas.publish(refs)
+    provisioning = _waiting(broker, "provisioning")
+    assert len(provisioning) == 300 and {h["task"] for h in provisioning} == {step_task("reserve_seat")}
+    assert {h["argsrepr"] for h in provisioning} >= {"('r0', '1')", "('r299', '1')"}
+    (probe,) = _waiting(broker, "polling")  # mailbox probes never wait behind provisioning work
+    assert (probe["task"], probe["argsrepr"]) == (step_task("wait_mailbox"), "('probe', '4')")
+    (sync,) = _waiting(broker, "sync")
+    assert sync["task"] == step_task("sync")

@@ -1,10 +1,16 @@
 """The Celery configuration DESIGN.md asks for, asserted."""
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
 
+import pytest
+from celery.signals import beat_init
+
+from shared.requests import dispatch
 from shared.settings import load_settings
-from worker.app import QUEUES, beat_schedule, celery_config, create_app
+from worker import canvas
+from worker.app import beat_schedule, celery_config, create_app
+from worker.queues import QUEUES
 
 
 @pytest.fixture
@@ -45,7 +51,9 @@ def test_visibility_timeout_outlasts_any_countdown(conf: dict[str, object]) -> N
 
 def test_beat_schedule_in_one_place(settings_env: pytest.MonkeyPatch) -> None:
     sched = beat_schedule(load_settings())
-    assert {"reconcile-requests", "dispatch-due-syncs", "send-outbox", "cleanup"} <= set(sched)
+    assert {"reconcile-requests", "dispatch-due-syncs", "send-outbox", "cleanup",
+            "resume-signed-agreements"} <= set(sched)
+    assert sched["resume-signed-agreements"]["task"] == "worker.tasks.maintenance.resume_signed_agreements"
     app = create_app(load_settings())
     for entry in sched.values():
         assert entry["task"] in app.tasks, f"beat names an unknown task {entry['task']}"
@@ -58,3 +66,25 @@ def test_every_task_routes_to_a_known_queue(settings_env: pytest.MonkeyPatch) ->
     for name in ours:
         route = app.amqp.router.route({}, name)
         assert route["queue"].name in QUEUES, name
+
+
+@pytest.fixture
+def no_publisher() -> Iterator[None]:
+    dispatch.set_publisher(None)
+    yield
+    dispatch.set_publisher(None)
+
+
+def test_a_worker_publishes_however_it_was_started(settings_env: pytest.MonkeyPatch, no_publisher: None) -> None:
+    # `celery -A worker.app:app worker` never passes through commands/: the worker's start-up installs it.
+    settings_env.setenv("BROKER_URL", "memory://")
+    app = create_app(load_settings())
+    with pytest.raises(dispatch.NoPublisher):
+        dispatch.get_publisher()  # building the app installs nothing (the API builds it lazily)
+    app.WorkController(hostname="wiring@test", pool_cls="solo", concurrency=1)
+    assert dispatch.get_publisher() is canvas.publish
+
+
+def test_beat_publishes_too(no_publisher: None) -> None:
+    beat_init.send(sender=None)
+    assert dispatch.get_publisher() is canvas.publish

@@ -1,26 +1,27 @@
-"""Beat tasks: reconcile (re-drive due and stalled requests) and cleanup."""
+"""Beat tasks: reconcile (re-drive due and stalled requests), resume requests whose MCA got signed, cleanup."""
 from __future__ import annotations
 
+from shared.agreements.resume import resume_signed
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
 from shared.pipeline import cleanup as cleanup_rules
-from shared.pipeline.reconcile import Watermark, oldest_touched
 from shared.pipeline.reconcile import reconcile as reconcile_requests
 from shared.requests.dispatch import publish_after_commit
 from shared.settings import get_settings
-from worker import canvas
 from worker.base import provisioner_task
 
 
 @provisioner_task(soft_time_limit=50.0, time_limit=60.0)
 def reconcile() -> None:
-    # Read before the pass: a message sent after this read is newer than the watermark anyway.
-    oldest = canvas.oldest_waiting(canvas.STEP_QUEUES)
     with UnitOfWork() as uow:
-        watermark = Watermark(canvas.queue_for, oldest_touched(uow.session, oldest))
-        refs = reconcile_requests(uow.session, now=utcnow(), settings=get_settings(), watermark=watermark)
+        refs = reconcile_requests(uow.session, now=utcnow(), settings=get_settings())
         publish_after_commit(uow, refs)
         uow.commit()
+
+
+@provisioner_task(soft_time_limit=50.0, time_limit=60.0)
+def resume_signed_agreements() -> None:
+    resume_signed()  # publishes what it resumed after its own commits
 
 
 @provisioner_task(soft_time_limit=270.0, time_limit=300.0)

@@ -9,17 +9,19 @@ from shared.db.models.customers import (
     TenantConnection,
     TenantSku,
 )
+from shared.db.models.notifications import NotificationRecipients
 from shared.db.models.outbox import OutboxMessage
 from shared.db.models.plans import CustomerPlan, UserPlan, UserPlanLicence
 from shared.db.models.providers import ProviderCustomerPlan, ProviderService, ProviderUserPlan, ServiceProvider
 from shared.db.models.requests import ProvisioningRequest, RequestStep
+from shared.db.models.secrets import RequestSecret
 from shared.db.models.sync import SyncPolicy, SyncRun
 from shared.db.models.users import SeatHold, SeatReservation, User, UserService
 
 __all__ = [
     "Agreement", "ApiKey", "AuditEvent", "Base", "Customer", "CustomerPlan", "CustomerService",
-    "IdempotentAnswer", "OutboxMessage", "PlanEnablement", "ProviderCustomerPlan", "ProviderService",
-    "ProviderUserPlan", "ProvisioningRequest", "RequestStep", "SeatHold", "SeatReservation", "ServiceProvider",
-    "SyncPolicy", "SyncRun", "TenantConnection", "TenantSku", "User", "UserPlan", "UserPlanLicence",
-    "UserService",
+    "IdempotentAnswer", "NotificationRecipients", "OutboxMessage", "PlanEnablement", "ProviderCustomerPlan",
+    "ProviderService", "ProviderUserPlan", "ProvisioningRequest", "RequestSecret", "RequestStep", "SeatHold",
+    "SeatReservation", "ServiceProvider", "SyncPolicy", "SyncRun", "TenantConnection", "TenantSku", "User",
+    "UserPlan", "UserPlanLicence", "UserService",
 ]

@@ -31,6 +31,13 @@ class ProvisioningRequest(IdMixin, TimestampMixin, Base):
     deliveries: Mapped[int] = mapped_column(Integer, default=0)
     # Consecutive short retries (throttled, transient) of the current step; reset when it moves on.
     retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Every chain published for the request carries this generation; a message of an older one is a
+    # stale copy (its chain was re-driven since) and stops at its claim.
+    dispatch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Consecutive re-drives without a claim between them: each waits twice as long as the one before.
+    redrives: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The current step must not run before this (a short wait between two steps of one chain).
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(120), nullable=True)

@@ -21,18 +21,14 @@ from tests.builders import Builder, Sku
 OP = Principal("00000000-0000-4000-8000-000000000001", "operator")
 
 
-class FakeGraph:
-    def __init__(self, skus: list[dict[str, Any]]) -> None:
-        self.skus = skus
-
-    def subscribed_skus(self) -> list[dict[str, Any]]:
-        return self.skus
-
-
 class FakePartnerCenter:
-    def __init__(self) -> None:
+    def __init__(self, skus: list[dict[str, Any]] | None = None) -> None:
         self.recorded: list[tuple[str, dict[str, Any], str | None]] = []
         self.agreements: list[dict[str, Any]] = []
+        self.skus = skus or []
+
+    def subscribed_skus(self, tenant_id: str) -> list[dict[str, Any]]:
+        return self.skus
 
     def get_agreements(self, tenant_id: str) -> list[dict[str, Any]]:
         return self.agreements
@@ -42,20 +38,28 @@ class FakePartnerCenter:
         return {"dateAgreed": date or "2026-01-02T00:00:00Z"}
 
 
-def _sku(part: str, enabled: int, consumed: int) -> dict[str, Any]:
-    return {"skuId": f"id-{part}", "skuPartNumber": part, "consumedUnits": consumed,
-            "prepaidUnits": {"enabled": enabled}, "servicePlans": [{"servicePlanName": "EXCHANGE_S_STANDARD"}]}
+def _sku(part: str, active: int, consumed: int, warning: int = 0) -> dict[str, Any]:
+    """A Partner Center SubscribedSku."""
+    return {"activeUnits": active, "warningUnits": warning, "totalUnits": active + warning,
+            "consumedUnits": consumed, "availableUnits": active + warning - consumed,
+            "productSku": {"id": f"id-{part}", "name": part.title(), "skuPartNumber": part, "targetType": "User"},
+            "servicePlans": [{"serviceName": "EXCHANGE_S_STANDARD", "id": "9aaf7827-d63c-4b61-89c3-182f06f82e5c"}]}
 
 
 def test_licences_refresh_upserts_and_removes(db: Session, maker: sessionmaker[Session],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     b = Builder(db)
     customer = b.customer(b.provider(), skus=[Sku("OLD", total=1), Sku("E3", total=1)])
-    monkeypatch.setattr(live, "graph", lambda provider, tenant: FakeGraph([_sku("E3", 10, 4), _sku("EMS", 5, 0)]))
+    pc = FakePartnerCenter([_sku("E3", 10, 4, warning=2), _sku("EMS", 5, 0)])
+    monkeypatch.setattr(live, "partner_center", lambda provider: pc)
+    monkeypatch.setattr(live, "graph", lambda provider, tenant: pytest.fail("the licence view reads Partner Center"))
     seats = licences.licences(UnitOfWork(maker), OP, customer.id)
-    assert [(s.sku_part_number, s.total, s.consumed, s.free) for s in seats] == [("E3", 10, 4, 6), ("EMS", 5, 0, 5)]
+    # Units in warning cannot be handed out: as Graph's prepaidUnits.enabled, only the active ones count.
+    assert [(s.sku_part_number, s.sku_id, s.total, s.consumed, s.free) for s in seats] == [
+        ("E3", "id-E3", 10, 4, 6), ("EMS", "id-EMS", 5, 0, 5)]
     rows = db.scalars(select(TenantSku).where(TenantSku.customer_id == customer.id)).all()
     assert {r.sku_part_number for r in rows} == {"E3", "EMS"} and all(r.refreshed_at for r in rows)
+    assert all(r.service_plans == ["EXCHANGE_S_STANDARD"] for r in rows)
 
 
 def test_errors_are_mapped_for_the_caller() -> None:

@@ -112,6 +112,29 @@ def test_paging_and_delta(ms: MicrosoftClients, world: Seeded, emulator: testing
         list(graph.users_delta(changes.delta_link))
 
 
+def test_a_dropped_connection_is_an_ambiguous_transient(world: Seeded, emulator: testing.RunningEmulator) -> None:
+    """The emulator cuts answers short (`error_rate`): the clients see a network failure that may have
+    reached Microsoft, so only an idempotent call may repeat it."""
+    clients = MicrosoftClients(settings_for(world, retry_max_attempts=1))  # each failure as it comes
+    try:
+        graph = clients.graph(world.credential, world.tenant_id)
+        graph.subscribed_skus()  # signed in before the faults
+        emulator.set_faults(error_rate=1.0)
+        dropped: list[e.Transient] = []
+        for _ in range(120):
+            try:
+                graph.domains()
+            except e.Transient as failed:
+                if failed.status is None:
+                    dropped.append(failed)
+            if len(dropped) == 2:
+                break
+    finally:
+        clients.close()
+    assert len(dropped) == 2
+    assert all(d.ambiguous and "unreachable (RemoteProtocolError)" in str(d) for d in dropped), dropped
+
+
 def _new_user(upn: str) -> dict[str, object]:
     nickname = upn.split("@")[0]
     return {"accountEnabled": True, "displayName": nickname, "mailNickname": nickname, "userPrincipalName": upn,

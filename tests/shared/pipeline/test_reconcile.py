@@ -112,47 +112,28 @@ def test_two_reconcilers_at_once_never_take_the_same_request(pg_engine, settings
     assert mine_a  # the first pass took them; the second skipped the locked rows
 
 
-def _watermark(db, oldest_ids):  # type: ignore[no-untyped-def]
-    from shared.pipeline.reconcile import Watermark, oldest_touched
-    from worker.canvas import queue_for
-
-    return Watermark(queue_for, oldest_touched(db, oldest_ids))
-
-
-def test_a_message_still_behind_a_backlog_is_not_sent_again_a_lost_one_is(world, db, settings):
-    """FIFO queues: the oldest waiting message (request `head`, touched at T) says everything sent
-    before T was taken. Unclaimed requests touched before T lost their message; after T, they wait."""
+def test_a_redrive_is_a_new_dispatch_and_each_one_without_a_claim_waits_twice_as_long(world, db, settings):
+    """Postgres cannot tell a lost message from one queued behind a backlog: both are published again,
+    under a new dispatch (the older copy stops at its claim), and ever less often while nobody claims."""
     now = utcnow()
-    lost = world.b.provision(world.user("lost@contoso.com"), world.plan)
-    head = world.b.provision(world.user("head@contoso.com"), world.plan)
-    behind = world.b.provision(world.user("behind@contoso.com"), world.plan)
-    crashed = world.b.provision(world.user("crashed@contoso.com"), world.plan)
-    due = now - timedelta(seconds=1)
-    _set(db, lost, state=kinds.RUNNING, next_attempt_at=due, updated_at=now - timedelta(seconds=30))
-    _set(db, head, state=kinds.RUNNING, next_attempt_at=due, updated_at=now - timedelta(seconds=20))
-    _set(db, behind, state=kinds.QUEUED, next_attempt_at=due, updated_at=now - timedelta(seconds=10))
-    # Claimed, and its lease ran out: its delivery died, whatever the queue holds.
-    _set(db, crashed, state=kinds.RUNNING, next_attempt_at=due, lease_until=due, updated_at=now - timedelta(seconds=5))
+    req = world.b.provision(world.user("backlog@contoso.com"), world.plan)
+    _set(db, req, state=kinds.RUNNING, next_attempt_at=now - timedelta(seconds=1))
+    looks = []
+    for _ in range(7):
+        (again,) = reconcile(db, now=now, settings=settings)
+        db.flush()
+        row = db.get(PR, req.id)
+        assert again.dispatch == row.dispatch and again.from_step == "reserve_seat"
+        looks.append((row.next_attempt_at - now).total_seconds() / settings.redrive_after_s)
+        _set(db, req, next_attempt_at=now - timedelta(seconds=1))
+    assert looks == [1, 2, 4, 8, 16, 16, 16]
+    assert db.get(PR, req.id).dispatch == 1 + 7
 
-    watermark = _watermark(db, {"provisioning": head.id, "polling": None, "sync": None})
-    refs = reconcile(db, now=now, settings=settings, watermark=watermark)
-    assert {r.id for r in refs} == {lost.id, crashed.id}
-    db.flush()
+
+def test_a_claim_resets_the_redrive_backoff(world, db, settings, engine):
+    now = utcnow()
+    req = world.b.provision(world.user("claimed@contoso.com"), world.plan)
+    _set(db, req, state=kinds.RUNNING, next_attempt_at=now - timedelta(seconds=1), redrives=3, dispatch=4)
+    assert engine.run(req.id, "reserve_seat", 4).action == "continue"
     db.expire_all()
-    for waiting in (head, behind):
-        row = db.get(PR, waiting.id)
-        assert row.next_attempt_at == now + timedelta(seconds=settings.redrive_after_s)  # looked at again later
-        assert row.updated_at < now - timedelta(seconds=9)  # its send time kept for the next comparison
-
-
-def test_an_empty_or_unreadable_queue_means_every_due_request_is_redriven(world, db, settings):
-    now = utcnow()
-    reqs = [world.b.provision(world.user(f"e{i}@contoso.com"), world.plan) for i in range(2)]
-    for req in reqs:
-        _set(db, req, state=kinds.RUNNING, next_attempt_at=now - timedelta(seconds=1))
-    empty = _watermark(db, {"provisioning": None, "polling": None, "sync": None})
-    assert {r.id for r in reconcile(db, now=now, settings=settings, watermark=empty)} == {r.id for r in reqs}
-    for req in reqs:
-        _set(db, req, state=kinds.RUNNING, next_attempt_at=now - timedelta(seconds=1))
-    unknown = _watermark(db, {"provisioning": "?", "polling": "?", "sync": "?"})
-    assert {r.id for r in reconcile(db, now=now, settings=settings, watermark=unknown)} == {r.id for r in reqs}
+    assert db.get(PR, req.id).redrives == 0

@@ -45,7 +45,10 @@ def test_an_unknown_tenant_fails_clearly(world):
 def test_a_new_tenant_is_created_once_and_waited_for_until_it_accepts_sign_in(world):
     customer = _fresh_customer(world)
     req = world.b.request(kinds.CUSTOMER_AZURE_AD, customer=customer,
-                          params={"new_tenant": {"domain": "fabrikam", "company": "Fabrikam", "email": "a@b.c"}})
+                          params={"new_tenant": {"domain": "fabrikam", "company": "Fabrikam", "email": "a@b.c",
+                                                 "first_name": "A", "last_name": "B", "address": {
+                                                     "address_line1": "1 Road", "city": "Leeds",
+                                                     "postal_code": "LS1", "country": "GB"}}})
     world.ms.fail["domains"] = [AuthFailed("sign-in refused", status=401)]
     assert isinstance(connect_tenant(world.ctx(req, "connect_tenant")), Wait)
     assert isinstance(connect_tenant(world.ctx(req, "connect_tenant")), Done)

@@ -55,7 +55,7 @@ def test_provision_writes_request_service_seats_and_audit(setup: dict[str, Any],
     assert seats == [EMS, E3]
     assert db.scalar(select(AuditEvent.action).where(AuditEvent.object_id == setup["user"].id)) == \
         "user.provision.requested"
-    assert published == [RequestRef(req.id, "user.provision", "reserve_seat")]
+    assert published == [RequestRef(req.id, "user.provision", "reserve_seat", 1)]
 
 
 def test_seat_check_counts_held_and_consumed(setup: dict[str, Any], maker: sessionmaker[Session], db: Session,

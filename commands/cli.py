@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from shared.settings import load_settings
+from commands import lifeline
+from shared.settings import ConfigError, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="m365-provisioner: provisioning engine for Microsoft 365 resellers.")
@@ -23,13 +24,14 @@ def dev(
     flower_port: Annotated[int, typer.Option(help="Flower port")] = 5555,
     emulator_port: Annotated[int, typer.Option(help="Microsoft emulator port")] = 8443,
     concurrency: Annotated[int, typer.Option(help="worker threads")] = 4,
+    api_workers: Annotated[int, typer.Option(help="API processes (as `provisioner api --workers`)")] = 1,
     var: Annotated[str, typer.Option(help="directory for the SQLite files, CA and demo state")] = "var",
 ) -> None:
     """Emulator + API + worker + beat + Flower on this machine (SQLite unless the environment says otherwise)."""
-    from shared.devserver import run_dev
+    from commands.devserver import run_dev
 
     raise typer.Exit(run_dev(api_port=api_port, flower_port=flower_port, emulator_port=emulator_port,
-                             concurrency=concurrency, var=var))
+                             concurrency=concurrency, api_workers=api_workers, var=var))
 
 
 @app.command()
@@ -51,8 +53,8 @@ def api(
     port: Annotated[int, typer.Option()] = 8000,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
 ) -> None:
-    """The HTTP API alone (several workers: one listening socket per process, see shared/apiserver.py)."""
-    from shared.apiserver import serve
+    """The HTTP API alone (several workers: one listening socket per process, see commands/apiserver.py)."""
+    from commands.apiserver import serve
 
     load_settings()  # fail here, with the variable named, not inside a worker process
     raise typer.Exit(serve(host, port, workers))
@@ -132,13 +134,12 @@ def keys_create(
 
 
 def main() -> None:
+    lifeline.watch()  # started by `provisioner dev`: end with it
     try:
         app()
-    except SystemExit as exc:
-        if isinstance(exc.code, str):  # ConfigError: one clear line, non-zero exit
-            print(exc.code, file=sys.stderr)
-            sys.exit(2)
-        raise
+    except ConfigError as exc:  # one clear line, not a traceback
+        print(exc, file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -21,17 +21,29 @@ import threading
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
 
-APP = "api.app:create_app"
+APP = "commands.apiserver:create_app"  # uvicorn imports it in every API process
 BACKLOG = 2048
 # A process that dies this many times in a row, each sooner than MIN_UPTIME_S after starting (a
 # broken configuration, a port it cannot bind), is not restarted in a loop: the parent exits 1.
 MIN_UPTIME_S = 5.0
 MAX_QUICK_EXITS = 3
 STOP_GRACE_S = 30.0
+
+
+def create_app() -> FastAPI:
+    """The API as this process serves it: requests it accepts are published as Celery chains."""
+    from api.app import create_app as create_api
+    from worker.app import install_publisher
+
+    install_publisher()  # api.app's lifespan wraps it in its BackgroundPublisher
+    return create_api()
 
 
 def _options(host: str, port: int) -> dict[str, Any]:
