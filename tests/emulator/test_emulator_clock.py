@@ -94,7 +94,9 @@ def test_a_new_tenant_refuses_sign_in_until_its_delay_passed_on_the_clock(world:
     created = world.partner_center().post("/v1/customers", json={
         "companyProfile": {"domain": "slowco.onmicrosoft.com"},
         "billingProfile": {"email": "it@slowco.example", "culture": "en-US", "language": "en",
-                           "companyName": "SlowCo", "defaultAddress": {"country": "US"}}})
+                           "companyName": "SlowCo", "defaultAddress": {
+                               "firstName": "Ada", "lastName": "Lovelace", "addressLine1": "1 Way", "city": "Redmond",
+                               "state": "WA", "postalCode": "98052", "country": "US", "phoneNumber": "4255550101"}}})
     assert created.status_code == 201
     tenant_id = created.json()["id"]
     token_form = {"grant_type": "client_credentials", "client_id": world.client_id,
