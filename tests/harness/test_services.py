@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from tests.conftest import require_binary
+from tests.harness import binaries
 from tests.harness.postgres_cluster import PostgresCluster
 from tests.harness.redis_server import RedisServer
 from tests.harness.services import services
@@ -84,7 +85,8 @@ def test_a_postgres_cluster_runs_fast_restarts_and_leaves_nothing() -> None:
 
 
 def test_benches_get_durable_private_services_or_the_ones_named() -> None:
-    require_binary(PostgresCluster)
+    require_binary(binaries.postgres_bindir)
+    require_binary(binaries.redis_server)
     with services() as svc:
         assert svc.postgres is not None and svc.redis is not None
         home = (svc.postgres.dir, svc.redis.dir)
