@@ -1,8 +1,9 @@
 """Bench: how fast the API accepts provisioning work (prints figures; not a timed test).
 
-Starts the API (`provisioner api --workers 2`) on a fresh PostgreSQL database with the real Redis broker
-(BROKER_URL=redis://127.0.0.1:6379/10, no worker consuming; purged after), seeds a connected
-customer with plenty of seats and users, then prints:
+Starts the API (`provisioner api --workers 2`) on a fresh database of its own PostgreSQL cluster with its
+own redis-server as the broker (tests/harness; or the servers --pg-url and --redis-url name: a fresh
+database there, Redis db 10 flushed after; no worker consuming), seeds a connected customer with plenty of
+seats and users, then prints:
 
   1. accepted provisioning requests/s with 50 concurrent clients    (target >= 400/s)
   2. p50/p99 latency of the same call with 8 concurrent clients      (target p99 <= 50 ms)
@@ -11,7 +12,7 @@ customer with plenty of seats and users, then prints:
 The load generator is a minimal asyncio HTTP/1.1 keep-alive client, so on a 2-core machine the
 client costs the server as little CPU as possible.
 
-    .venv/bin/python bench/api_accept.py [--seconds 10] [--workers 2] [--broker redis://127.0.0.1:6379/10]
+    .venv/bin/python bench/api_accept.py [--seconds 10] [--workers 2] [--pg-url URL] [--redis-url URL]
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,14 +35,12 @@ from sqlalchemy import create_engine, insert, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+from tests.harness.databases import create_database, drop_database  # noqa: E402
+from tests.harness.processes import Processes  # noqa: E402
+from tests.harness.services import add_service_options, from_args  # noqa: E402
+
 SKU = "O365_BUSINESS_PREMIUM"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+BROKER_DB = 10
 
 
 # -- the world ----------------------------------------------------------------------------------------------------
@@ -197,96 +195,68 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-# -- the API process ---------------------------------------------------------------------------------------------
-def start_api(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
-    # The product's own command, as compose and Kubernetes run it.
-    cmd = [sys.executable, "-m", "commands.cli", "api", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(workers)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                if b"200" in s.recv(100):
-                    return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the API did not start")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="length of the 50-client phase")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--broker", default="redis://127.0.0.1:6379/10")
     ap.add_argument("--users", type=int, default=15_000)
+    add_service_options(ap)
     args = ap.parse_args()
 
-    db = "bench_" + uuid.uuid4().hex[:8]
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{db}"'))
-    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + db
-    env = {**os.environ, "DATABASE_URL": url, "BROKER_URL": args.broker, "ENVIRONMENT": "production",
-           "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-secret-" + uuid.uuid4().hex), "LOG_LEVEL": "WARNING"}
-    os.environ["SECRET_KEY"] = env["SECRET_KEY"]
-    os.environ["ENVIRONMENT"] = "production"
-    proc = None
-    try:
-        from shared.db.migrate import upgrade
+    with from_args(args) as svc:
+        db = "bench_" + uuid.uuid4().hex[:8]
+        url = create_database(svc.pg_admin_url, db, migrate=True)
+        broker = svc.redis_url(BROKER_DB)
+        # The product's own command, as compose and Kubernetes run it.
+        env = {**os.environ, "DATABASE_URL": url, "BROKER_URL": broker, "ENVIRONMENT": "production",
+               "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-secret-" + uuid.uuid4().hex), "LOG_LEVEL": "WARNING",
+               "PYTHONPATH": str(ROOT)}
+        os.environ["SECRET_KEY"] = env["SECRET_KEY"]
+        os.environ["ENVIRONMENT"] = "production"
+        try:
+            world = seed(url, args.users)
+            with Processes(env) as procs:
+                port = procs.api(workers=args.workers)
+                measure(args, procs.procs["api"], port, world, db, url)
+        finally:
+            from shared.db.engine import dispose_engine
 
-        upgrade(url)
-        world = seed(url, args.users)
-        port = free_port()
-        proc = start_api(env, port, args.workers)
-        users = list(world["user_ids"])
-        key, plan = world["key"], world["plan_id"]
+            dispose_engine()
+            drop_database(svc.pg_admin_url, db)
+            svc.flush_redis(BROKER_DB)  # nothing consumes the bench's messages
 
-        asyncio.run(run_phase(port, key, users, plan, 50, 3.0, limit=1000))  # warm-up: pools, prepared statements
-        api_pids, pg_pids = server_pids(proc, db, url)
-        before = (cpu_seconds(api_pids), cpu_seconds(pg_pids), machine_busy_seconds())
-        accepted, elapsed, lat50, codes = asyncio.run(run_phase(port, key, users, plan, 50, args.seconds))
-        ours = cpu_seconds(api_pids) - before[0] + cpu_seconds(pg_pids) - before[1]
-        api_cpu = (cpu_seconds(api_pids) - before[0]) / max(accepted, 1) * 1000
-        pg_cpu = (cpu_seconds(pg_pids) - before[1]) / max(accepted, 1) * 1000
-        others = max(0.0, machine_busy_seconds() - before[2] - ours) / elapsed
-        print(f"50 clients: {accepted} accepted in {elapsed:.1f}s = {accepted / elapsed:.0f} requests/s "
-              f"(p50 {pct(lat50, 0.5):.1f} ms, p99 {pct(lat50, 0.99):.1f} ms) statuses {codes}   target >= 400/s")
-        cpus = os.cpu_count() or 1
-        print(f"            CPU per accepted request: API {api_cpu:.2f} ms + PostgreSQL {pg_cpu:.2f} ms; "
-              f"everything else on the machine (bench client included) used {others:.2f} of {cpus} CPUs; "
-              f"CPU-bound ceiling with all {cpus} CPUs: {cpus * 1000 / (api_cpu + pg_cpu):.0f} requests/s")
-        n8 = min(2000, len(users))
-        _, elapsed8, lat8, codes8 = asyncio.run(run_phase(port, key, users, plan, 8, 120.0, limit=n8))
-        print(f" 8 clients: {len(lat8)} calls, {len(lat8) / elapsed8:.0f}/s, p50 {pct(lat8, 0.5):.1f} ms, "
-              f"p99 {pct(lat8, 0.99):.1f} ms, mean {statistics.mean(lat8) * 1000:.1f} ms statuses {codes8}"
-              f"   target p99 <= 50 ms")
-        status, took = asyncio.run(bulk_call(port, key, world["customer_id"], plan, 1000))
-        print(f"bulk: 1,000 users accepted in {took:.2f}s (status {status})   target <= 2 s")
-        print("RESULT " + json.dumps({
-            "rate_50": round(accepted / elapsed, 1), "p50_50_ms": round(pct(lat50, 0.5), 1),
-            "p99_50_ms": round(pct(lat50, 0.99), 1), "cpu_ceiling_rate": round(cpus * 1000 / (api_cpu + pg_cpu), 1),
-            "rate_8": round(len(lat8) / elapsed8, 1), "p99_8_ms": round(pct(lat8, 0.99), 1),
-            "bulk_1000_s": round(took, 2), "bulk_status": status}))
-    finally:
-        if proc is not None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        from shared.db.engine import dispose_engine
 
-        dispose_engine()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-        admin.dispose()
-        if args.broker.startswith("redis"):
-            import redis
+def measure(args: argparse.Namespace, api: subprocess.Popen[bytes], port: int, world: dict[str, Any], db: str,
+            url: str) -> None:
+    users = list(world["user_ids"])
+    key, plan = world["key"], world["plan_id"]
 
-            redis.Redis.from_url(args.broker).flushdb()  # nothing consumes the bench's messages
+    asyncio.run(run_phase(port, key, users, plan, 50, 3.0, limit=1000))  # warm-up: pools, prepared statements
+    api_pids, pg_pids = server_pids(api, db, url)
+    before = (cpu_seconds(api_pids), cpu_seconds(pg_pids), machine_busy_seconds())
+    accepted, elapsed, lat50, codes = asyncio.run(run_phase(port, key, users, plan, 50, args.seconds))
+    ours = cpu_seconds(api_pids) - before[0] + cpu_seconds(pg_pids) - before[1]
+    api_cpu = (cpu_seconds(api_pids) - before[0]) / max(accepted, 1) * 1000
+    pg_cpu = (cpu_seconds(pg_pids) - before[1]) / max(accepted, 1) * 1000
+    others = max(0.0, machine_busy_seconds() - before[2] - ours) / elapsed
+    print(f"50 clients: {accepted} accepted in {elapsed:.1f}s = {accepted / elapsed:.0f} requests/s "
+          f"(p50 {pct(lat50, 0.5):.1f} ms, p99 {pct(lat50, 0.99):.1f} ms) statuses {codes}   target >= 400/s")
+    cpus = os.cpu_count() or 1
+    print(f"            CPU per accepted request: API {api_cpu:.2f} ms + PostgreSQL {pg_cpu:.2f} ms; "
+          f"everything else on the machine (bench client included) used {others:.2f} of {cpus} CPUs; "
+          f"CPU-bound ceiling with all {cpus} CPUs: {cpus * 1000 / (api_cpu + pg_cpu):.0f} requests/s")
+    n8 = min(2000, len(users))
+    _, elapsed8, lat8, codes8 = asyncio.run(run_phase(port, key, users, plan, 8, 120.0, limit=n8))
+    print(f" 8 clients: {len(lat8)} calls, {len(lat8) / elapsed8:.0f}/s, p50 {pct(lat8, 0.5):.1f} ms, "
+          f"p99 {pct(lat8, 0.99):.1f} ms, mean {statistics.mean(lat8) * 1000:.1f} ms statuses {codes8}"
+          f"   target p99 <= 50 ms")
+    status, took = asyncio.run(bulk_call(port, key, world["customer_id"], plan, 1000))
+    print(f"bulk: 1,000 users accepted in {took:.2f}s (status {status})   target <= 2 s")
+    print("RESULT " + json.dumps({
+        "rate_50": round(accepted / elapsed, 1), "p50_50_ms": round(pct(lat50, 0.5), 1),
+        "p99_50_ms": round(pct(lat50, 0.99), 1), "cpu_ceiling_rate": round(cpus * 1000 / (api_cpu + pg_cpu), 1),
+        "rate_8": round(len(lat8) / elapsed8, 1), "p99_8_ms": round(pct(lat8, 0.99), 1),
+        "bulk_1000_s": round(took, 2), "bulk_status": status}))
 
 
 if __name__ == "__main__":

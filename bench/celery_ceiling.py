@@ -1,13 +1,15 @@
 """The raw Celery ceiling: five-link chains of no-op tasks, on the product's broker and worker settings.
 
-The reference for the end-to-end provisioning rate (bench/provision_throughput.py): the same Redis
-broker, the same Celery configuration (worker.app.celery_config: acks late, prefetch 1, events on,
-the provisioning queue, ...) and the same workers (default 2 x `-P threads -c 4`), but every task does
-nothing, so what is left is Celery's own cost per message on this machine. Chains are published as
-worker.canvas publishes requests (one producer connection, immutable signatures); the last link of each
-chain increments a Redis counter so the bench knows when all are done.
+The reference for the end-to-end provisioning rate (bench/provision_throughput.py): a Redis broker
+(its own redis-server, or the one --redis-url names: db 6, flushed), the same Celery configuration
+(worker.app.celery_config: acks late, prefetch 1, events on, the provisioning queue, ...) and the same
+workers (default 2 x `-P threads -c 4`), but every task does nothing, so what is left is Celery's own
+cost per message on this machine. Chains are published as worker.canvas publishes requests (one
+producer connection, immutable signatures); the last link of each chain increments a Redis counter so
+the bench knows when all are done.
 
     .venv/bin/python bench/celery_ceiling.py [--chains 1500] [--workers 2] [--pool threads] [--concurrency 4]
+                                             [--redis-url URL]
 
 Prints the chains and tasks per second, then `RESULT {json}`.
 """
@@ -31,10 +33,12 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from celery import Celery, chain  # noqa: E402
 
+from tests.harness.services import add_service_options, from_args  # noqa: E402
+
 LINKS = 5
 NOOP, LAST = "bench.ceiling.noop", "bench.ceiling.last"
 COUNTER = "bench:ceiling:done"
-DEFAULT_BROKER = "redis://127.0.0.1:6379/6"
+BROKER_DB = 6
 
 
 def make_app() -> Celery:
@@ -121,18 +125,21 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pool", default="threads")
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--broker", default=DEFAULT_BROKER, help="a Redis db of its own (flushed)")
     parser.add_argument("--timeout", type=float, default=240)
+    add_service_options(parser)
     args = parser.parse_args()
 
-    env = {**os.environ, "BROKER_URL": args.broker, "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING",
-           "PYTHONPATH": str(ROOT)}
-    env.setdefault("SECRET_KEY", "bench-secret-key-" + "x" * 16)
-    os.environ.update({k: env[k] for k in ("BROKER_URL", "ENVIRONMENT", "LOG_LEVEL", "SECRET_KEY")})
-    broker = redis.Redis.from_url(args.broker)
-    broker.flushdb()
-    with tempfile.TemporaryFile() as log:  # the workers' banners and warnings, shown if they do not answer
-        done, wall, published = measure(args, env, broker, log)
+    with from_args(args, want_postgres=False) as svc:
+        broker_url = svc.redis_url(BROKER_DB)
+        env = {**os.environ, "BROKER_URL": broker_url, "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING",
+               "PYTHONPATH": str(ROOT)}
+        env.setdefault("SECRET_KEY", "bench-secret-key-" + "x" * 16)
+        os.environ.update({k: env[k] for k in ("BROKER_URL", "ENVIRONMENT", "LOG_LEVEL", "SECRET_KEY")})
+        broker = redis.Redis.from_url(broker_url)
+        broker.flushdb()
+        with tempfile.TemporaryFile() as log:  # the workers' banners and warnings, shown if they do not answer
+            done, wall, published = measure(args, env, broker, log)
+        broker.close()
     rate = done / wall
     print(f"celery ceiling: {done}/{args.chains} chains of {LINKS} no-op tasks in {wall:.1f} s "
           f"(published in {published:.1f} s) = {rate:.1f} chains/s = {rate * LINKS:.0f} tasks/s "

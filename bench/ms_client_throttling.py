@@ -1,4 +1,7 @@
-"""Two worker processes on one throttled tenant: achieved share of the emulator's allowed rate, violations."""
+"""Two worker processes on one throttled tenant: achieved share of the emulator's allowed rate, violations.
+
+The shared limiter lives in Redis: its own redis-server (tests/harness), or db 12 of the one --redis-url names.
+"""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +18,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import redis
 
 from emulator.testing import running_emulator
+from tests.harness.services import add_service_options, from_args
 from tests.shared.microsoft.ms_emulator import hammer, seed
+
+LIMITER_DB = 12
 
 
 def main() -> int:
@@ -27,11 +33,16 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4, help="threads per process")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12", help="flushed before the run")
+    add_service_options(parser)
     args = parser.parse_args()
+    with from_args(args, want_postgres=False) as svc:
+        return measure(args, svc.redis_url(LIMITER_DB))
 
-    redis.Redis.from_url(args.redis_url).flushdb()
-    overrides = {"redis_url": args.redis_url, "graph_rate_per_tenant": args.rate * args.client_share,
+
+def measure(args: argparse.Namespace, redis_url: str) -> int:
+    with redis.Redis.from_url(redis_url) as limiter_db:
+        limiter_db.flushdb()
+    overrides = {"redis_url": redis_url, "graph_rate_per_tenant": args.rate * args.client_share,
                  "graph_burst_per_tenant": args.burst, "retry_budget_s": 30.0}
     with running_emulator() as emulator:
         world = seed(emulator, graph_rate_per_tenant=args.rate)

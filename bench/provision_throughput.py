@@ -1,7 +1,8 @@
 """Users provisioned per second, end to end, against the emulator with faults off.
 
-A fresh PostgreSQL database, the real Redis broker (db 8, flushed) and limiter (db 7), the emulator
-with no latency, errors, throttling or mailbox delay, and real processes: by default two
+Its own PostgreSQL cluster and redis-server (tests/harness; or the servers named by --pg-url and
+--redis-url: a fresh database there, Redis dbs 8 and 7 flushed), the emulator with no latency, errors,
+throttling or mailbox delay, and real processes: by default two
 `provisioner worker -P threads -c 4` and one `provisioner beat`. 300 user.provision requests over three
 tenants (two licences and one alias per user) are created as the API accepts them and published; the
 clock runs from the publish to the last request succeeded. Each user is the whole chain: reserve_seat,
@@ -11,6 +12,7 @@ apply_aliases, notify.
 Compare with bench/celery_ceiling.py (the same broker, Celery settings and workers, no-op tasks).
 
     .venv/bin/python bench/provision_throughput.py [--users 300] [--tenants 3] [--workers 2] [--concurrency 4]
+                                                   [--pg-url URL] [--redis-url URL]
 
 Prints the figure, then `RESULT {json}`.
 """
@@ -28,6 +30,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("SECRET_KEY", "bench-secret-key-" + "x" * 16)
+
+from emulator.testing import RunningEmulator  # noqa: E402
+from tests.harness.services import Services, add_service_options, from_args  # noqa: E402
+
+BROKER_DB, LIMITER_DB = 8, 7
+# A mailbox licence and one without (as the drills): each user costs two seats and two licences.
+SKUS = ("O365_BUSINESS_ESSENTIALS", "FLOW_FREE")
 
 # Nothing fails here, so nothing needs re-driving quickly: leases and the re-drive clock stay far above
 # the time a message waits in the queue. Mailbox probes start 0.2 s after licensing (the mailbox is
@@ -64,7 +73,8 @@ def _machine_busy() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
 
 
-def _postgres_pids() -> list[int]:
+def _all_postgres_pids() -> list[int]:
+    """Every PostgreSQL process of the machine (a server named by --pg-url is not ours to tell apart)."""
     pids = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
@@ -84,65 +94,65 @@ def main() -> int:
     parser.add_argument("--pool", default="threads")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=300)
+    add_service_options(parser)
     args = parser.parse_args()
 
     from emulator.testing import running_emulator
-    from shared.db.migrate import upgrade
-    from tests.conftest import create_database, drop_database
+    from tests.harness.databases import create_database, drop_database
 
-    name = "bench_e2e_" + uuid.uuid4().hex[:8]
-    url = create_database(name)
-    try:
-        upgrade(url)
-        with running_emulator() as emulator:
-            return run(url, emulator, args)
-    finally:
-        from shared.db.engine import dispose_engine
+    with from_args(args) as svc:
+        name = "bench_e2e_" + uuid.uuid4().hex[:8]
+        url = create_database(svc.pg_admin_url, name, migrate=True)
+        try:
+            with running_emulator() as emulator:
+                return run(url, emulator, svc, args)
+        finally:
+            from shared.db.engine import dispose_engine
 
-        dispose_engine()
-        drop_database(name)
+            dispose_engine()
+            drop_database(svc.pg_admin_url, name)
 
 
-def run(url: str, emulator: object, args: argparse.Namespace) -> int:
+def run(url: str, emulator: RunningEmulator, svc: Services, args: argparse.Namespace) -> int:
     from shared.requests import kinds
-    from tests.reliability.stack import Stack, World, drill_env, flush_redis, quiet_emulator, seed
+    from tests.harness.processes import Processes
+    from tests.harness.seeding import Seeder, quiet_emulator
+    from tests.harness.stack_env import DRILL, publishing_as, stack_env
 
-    env = drill_env(url, emulator, **BENCH_SETTINGS)  # type: ignore[arg-type]
-    for key in ("DATABASE_URL", "BROKER_URL", "REDIS_URL", "ENVIRONMENT", "LEASE_SECONDS", "REDRIVE_AFTER_S"):
-        os.environ[key] = env[key]
-    from worker.app import get_app
-    from worker.canvas import publish
+    env = stack_env(database_url=url, broker_url=svc.redis_url(BROKER_DB), limiter_url=svc.redis_url(LIMITER_DB),
+                    emulator=emulator, settings={**DRILL, **BENCH_SETTINGS})
+    with publishing_as(env):
+        from worker.canvas import publish
 
-    world = World(url, emulator)  # type: ignore[arg-type]
-    tenants, refs = seed(world, args.tenants, args.users // args.tenants)
-    ids = [r.id for r in refs]
-    flush_redis()
-    quiet_emulator(emulator, mailbox_delay_s={"first": 0, "next": 0})  # type: ignore[arg-type]
-    with Stack(env) as stack:
-        for n in range(args.workers):
-            stack.worker(f"w{n}", pool=args.pool, concurrency=args.concurrency, loglevel="WARNING")
-        stack.beat(loglevel="WARNING")
-        deadline = time.monotonic() + 60
-        while len(get_app().control.ping(timeout=0.5) or []) < args.workers:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the workers did not answer:\n{stack.logs()}")
-        groups = {"workers": lambda: [p for n in range(args.workers) for p in _tree(stack.procs[f"w{n}"].pid)],
-                  "beat": lambda: _tree(stack.procs["beat"].pid),
-                  "emulator": lambda: [emulator.process.pid],  # type: ignore[attr-defined]
-                  "postgres": _postgres_pids, "this process": lambda: [os.getpid()]}
-        before = {k: _cpu(f()) for k, f in groups.items()}
-        busy_before = _machine_busy()
-        started = time.monotonic()
-        publish(refs)
-        states = world.wait(ids, timeout=args.timeout)
-        wall = time.monotonic() - started
-        cpu = {k: _cpu(f()) - before[k] for k, f in groups.items()}
-        cpu["everything else"] = max(0.0, _machine_busy() - busy_before - sum(cpu.values()))
-    stats = emulator.stats()  # type: ignore[attr-defined]
+        seeder = Seeder(url, emulator)
+        tenants, refs = seeder.seed(args.tenants, args.users // args.tenants, skus=SKUS)
+        ids = [r.id for r in refs]
+        svc.flush_redis(BROKER_DB, LIMITER_DB)
+        quiet_emulator(emulator)
+        postgres_pids = svc.postgres_pids if svc.postgres else _all_postgres_pids
+        with Processes(env) as stack:
+            for n in range(args.workers):
+                stack.worker(f"w{n}", pool=args.pool, concurrency=args.concurrency, loglevel="WARNING")
+            stack.beat(loglevel="WARNING")
+            stack.answering(args.workers)
+            groups = {"workers": lambda: [p for n in range(args.workers) for p in _tree(stack.procs[f"w{n}"].pid)],
+                      "beat": lambda: _tree(stack.procs["beat"].pid),
+                      "emulator": lambda: [emulator.process.pid],
+                      "postgres": postgres_pids, "this process": lambda: [os.getpid()]}
+            before = {k: _cpu(f()) for k, f in groups.items()}
+            busy_before = _machine_busy()
+            started = time.monotonic()
+            publish(refs)
+            states = seeder.wait(ids, timeout=args.timeout)
+            wall = time.monotonic() - started
+            cpu = {k: _cpu(f()) - before[k] for k, f in groups.items()}
+            cpu["everything else"] = max(0.0, _machine_busy() - busy_before - sum(cpu.values()))
+        seeder.close()
+        svc.flush_redis(BROKER_DB, LIMITER_DB)
+    stats = emulator.stats()
     ours = [stats["by_tenant"].get(t.tenant_id, {}) for t in tenants]
     done = states.get(kinds.SUCCEEDED, 0)
     rate = done / wall
-    world.close()
     print(f"end-to-end provisioning: {done}/{len(ids)} users succeeded in {wall:.1f} s = {rate:.2f} users/s "
           f"({args.workers} x -P {args.pool} -c {args.concurrency}, faults off, {os.cpu_count()} CPUs); "
           f"users created {sum(o.get('users_created', 0) for o in ours)}, "

@@ -1,13 +1,14 @@
 """Every headline figure of the product in one run, each beside its reference measured in the same run.
 
-    .venv/bin/python bench/run_all.py [--only NAME ...] [--pairs 3] [--budget 570]
+    .venv/bin/python bench/run_all.py [--only NAME ...] [--pairs 3] [--budget 570] [--pg-url URL] [--redis-url URL]
 
 Runs each benchmark of bench/ as a subprocess with a timeout (streaming its output), reads the
 `RESULT {json}` line it ends with, and prints one table: figure, value, reference, target, pass/fail,
 with the date and the machine. A benchmark that fails, times out or prints no RESULT line shows its
 error in the table; the others still run. The Celery ceiling and the end-to-end run take turns
-`--pairs` times and figure (1) is the ratio of their medians. Needs PostgreSQL (127.0.0.1:5432) and
-Redis (127.0.0.1:6379).
+`--pairs` times and figure (1) is the ratio of their medians. Each benchmark starts its own PostgreSQL
+cluster and redis-server (tests/harness) and removes them after, unless --pg-url / --redis-url name
+servers to use (passed on to every benchmark); the machine's own services are never touched.
 
 Exit status: 0 when every benchmark produced its figures (targets missed or not), 1 otherwise.
 """
@@ -72,9 +73,9 @@ class Row:
     ok: bool | None  # None: no verdict (the benchmark failed)
 
 
-def run(bench: Bench, timeout: float) -> Outcome:
+def run(bench: Bench, timeout: float, services: list[str]) -> Outcome:
     """Run one benchmark, stream its output indented, return its RESULT (or why there is none)."""
-    cmd = [sys.executable, str(ROOT / "bench" / bench.script), *bench.args]
+    cmd = [sys.executable, str(ROOT / "bench" / bench.script), *bench.args, *services]
     print(f"\n=== {bench.name}: {' '.join(Path(c).name if i < 2 else c for i, c in enumerate(cmd))} "
           f"(timeout {timeout:.0f} s)", flush=True)
     started = time.monotonic()
@@ -252,7 +253,13 @@ def main() -> int:
                         "taking turns; figure (1) takes the median of each (default 3)")
     parser.add_argument("--budget", type=float, default=570.0, help="seconds for the whole run (each benchmark "
                         "gets at most what is left)")
+    parser.add_argument("--pg-url", help="a PostgreSQL superuser URL for every benchmark, instead of a private "
+                        "cluster each (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres)")
+    parser.add_argument("--redis-url", help="a Redis server for every benchmark, instead of a private one each "
+                        "(e.g. redis://127.0.0.1:6379; each flushes the dbs it uses)")
     args = parser.parse_args()
+    services = [*(["--pg-url", args.pg_url] if args.pg_url else []),
+                *(["--redis-url", args.redis_url] if args.redis_url else [])]
     started_at = datetime.now(UTC)
     started = time.monotonic()
     outcomes: dict[str, Outcome] = {}
@@ -268,7 +275,7 @@ def main() -> int:
         if left < 20:
             outcomes[name] = Outcome(None, "skipped: the run's time budget is spent")
             continue
-        outcomes[name] = run(bench, min(bench.timeout, left))
+        outcomes[name] = run(bench, min(bench.timeout, left), services)
         o = outcomes[name]
         print(f"=== {name}: {'ok' if o.error is None else o.error} ({o.seconds:.0f} s)", flush=True)
     total = time.monotonic() - started

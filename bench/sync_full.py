@@ -2,7 +2,8 @@
 
 Memory is the growth of this process's peak resident set (ru_maxrss, the emulator runs in its own
 process) over the sync; `--tracemalloc` also prints the peak of Python allocations (slower run).
-Targets on this machine: full ≤ 15 s and ≤ 300 MB, delta ≤ 1 s.
+Targets on this machine: full ≤ 15 s and ≤ 300 MB, delta ≤ 1 s. The database is a fresh one on its own
+PostgreSQL cluster (tests/harness), or on the server --pg-url names.
 """
 from __future__ import annotations
 
@@ -19,34 +20,15 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from emulator.testing import RunningEmulator, running_emulator
+from tests.harness.databases import create_database, drop_database
+from tests.harness.services import add_service_options, from_args
 
 PARTNER = ("5a1e5a1e-0000-4000-8000-0000000be4c4", "bench-sync-app", "bench-sync-secret-value")
 SKU = "O365_BUSINESS_ESSENTIALS"
-PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def _database() -> tuple[str, str]:
-    from sqlalchemy import create_engine, text
-
-    name = "bench_sync_" + uuid.uuid4().hex[:8]
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return name, PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-
-
-def _drop(name: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def _seed_tenant(em: RunningEmulator, users: int) -> str:
@@ -93,9 +75,15 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50_000)
     parser.add_argument("--changes", type=int, default=100)
     parser.add_argument("--tracemalloc", action="store_true", help="also measure Python allocations (slower)")
+    add_service_options(parser)
     args = parser.parse_args()
+    with from_args(args, want_redis=False) as svc:
+        measure(args, svc.pg_admin_url)
 
-    db_name, db_url = _database()
+
+def measure(args: argparse.Namespace, pg_admin_url: str) -> None:
+    db_name = "bench_sync_" + uuid.uuid4().hex[:8]
+    db_url = create_database(pg_admin_url, db_name)
     try:
         with running_emulator() as em:
             os.environ.update(DATABASE_URL=db_url, ENVIRONMENT="test", MS_LOGIN_URL=em.url, MS_GRAPH_URL=em.url,
@@ -141,7 +129,7 @@ def main() -> None:
         from shared.db.engine import dispose_engine
 
         dispose_engine()
-        _drop(db_name)
+        drop_database(pg_admin_url, db_name)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import random
 from collections.abc import MutableMapping
 from typing import Any, NoReturn
 
+from .clock import Clock
 from .errors import ApiError
 from .faults import Faults
 from .http import Request, Response, Route, Router
@@ -38,24 +39,29 @@ def build_router() -> Router:
 
 
 class Emulator:
-    """Holds the world and the server-wide machinery; is itself the ASGI callable."""
+    """Holds the world and the server-wide machinery; is itself the ASGI callable.
 
-    def __init__(self, world: World | None = None, *, seed: int | None = None) -> None:
+    `clock` is Microsoft's time for everything the emulator models (real time unless a test freezes it).
+    """
+
+    def __init__(self, world: World | None = None, *, seed: int | None = None, clock: Clock | None = None) -> None:
         self.world = world or World()
+        self.clock = clock or Clock()
         self.faults = Faults(random.Random(seed))
         self.stats = Stats()
-        self.throttle = Throttle()
-        self.signer = TokenSigner(self.world.signing_key)
+        self.throttle = Throttle(self.clock)
+        self.signer = TokenSigner(self.world.signing_key, self.clock)
         self.router = build_router()
         # Creating tenants checks domain uniqueness across the world, so it is serialised world-wide.
         self.create_lock = asyncio.Lock()
 
     def reset(self) -> None:
-        """Empty world, default faults, zero counters, fresh throttle buckets; the signing key stays."""
+        """Empty world, default faults, zero counters, fresh throttle buckets, real time; the signing key stays."""
         self.world.reset()
         self.faults.reset()
         self.stats.reset()
         self.throttle.reset()
+        self.clock.reset()
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -69,7 +75,7 @@ class Emulator:
             await self._unrouted(scope, send)
             return
         found, params = matched
-        req = Request(scope, params)
+        req = Request(scope, params, self.clock)
         if method in _BODY_METHODS:
             req.body = await _read_body(receive)
         if found.family == "control":
@@ -77,7 +83,7 @@ class Emulator:
             return
         delay = self.faults.latency_s()
         if delay:
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)
         injected = self.faults.injected_error() if found.family != "login" else None
         if injected == "drop":
             self.stats.injected_errors["drop"] += 1
@@ -108,7 +114,7 @@ class Emulator:
             return RENDERERS[found.family](req, ApiError(500, "InternalServerError", "Emulator error."))
 
     async def _unrouted(self, scope: MutableMapping[str, Any], send: Any) -> None:
-        req = Request(scope, {})
+        req = Request(scope, {}, self.clock)
         family = next((f for prefix, f in _FAMILY_BY_PREFIX if req.path.startswith(prefix)), "control")
         if self.router.allows_other_method(req.method, req.path):
             error = ApiError(405, "Request_BadRequest", f"The {req.method} method is not allowed here.")
@@ -122,8 +128,8 @@ class Emulator:
         await _send(send, RENDERERS[family](req, error))
 
 
-def create_app(world: World | None = None) -> Emulator:
-    return Emulator(world)
+def create_app(world: World | None = None, *, clock: Clock | None = None) -> Emulator:
+    return Emulator(world, clock=clock)
 
 
 async def _read_body(receive: Any) -> bytes:

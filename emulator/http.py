@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from .clock import Clock
 from .errors import ApiError
 
 if TYPE_CHECKING:
@@ -19,10 +20,11 @@ Handler = Callable[["Emulator", "Request"], Awaitable["Response"]]
 
 
 class Request:
-    __slots__ = ("_headers", "_query", "body", "method", "params", "path", "scope", "tenant_id")
+    __slots__ = ("_headers", "_query", "body", "clock", "method", "params", "path", "scope", "tenant_id")
 
-    def __init__(self, scope: MutableMapping[str, Any], params: dict[str, str]) -> None:
+    def __init__(self, scope: MutableMapping[str, Any], params: dict[str, str], clock: Clock) -> None:
         self.scope = scope
+        self.clock = clock  # the emulator's, for the timestamps error bodies carry
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         self.params = params

@@ -14,7 +14,7 @@ class Stats:
         self.reset()
 
     def reset(self) -> None:
-        self.started = time.time()
+        self.started = time.time()  # the process's own uptime, not Microsoft's time: real
         self.requests: defaultdict[str, defaultdict[int, int]] = defaultdict(lambda: defaultdict(int))
         self.total_requests = 0
         self.throttled = 0

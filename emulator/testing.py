@@ -55,6 +55,29 @@ class RunningEmulator:
     def stats(self) -> dict[str, Any]:
         return self._control.get("/_emulator/stats").json()
 
+    def clock(self) -> dict[str, Any]:
+        """The emulator's clock: `{frozen, time, now}`."""
+        response = self._control.get("/_emulator/clock")
+        response.raise_for_status()
+        return response.json()
+
+    def freeze_clock(self) -> dict[str, Any]:
+        """Stop the emulator's clock: lag, mailbox delays, Retry-After and token expiry wait for `advance_clock`.
+        `reset()` lets it run again in real time."""
+        response = self._control.put("/_emulator/clock", json={"frozen": True})
+        response.raise_for_status()
+        return response.json()
+
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        response = self._control.post("/_emulator/clock/advance", json={"seconds": seconds})
+        response.raise_for_status()
+        return response.json()
+
+    def resume_clock(self) -> dict[str, Any]:
+        response = self._control.put("/_emulator/clock", json={"frozen": False})
+        response.raise_for_status()
+        return response.json()
+
     def add_partner(self, tenant_id: str, client_id: str, client_secret: str, **extra: Any) -> dict[str, Any]:
         body = {"tenant_id": tenant_id, "client_id": client_id, "client_secret": client_secret, **extra}
         response = self._control.post("/_emulator/partners", json=body)

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
+
+from .clock import Clock
 
 
 @dataclass
@@ -27,9 +27,9 @@ class _Bucket:
 class Throttle:
     """Capacity is max(1, rate): a rate of 0.5/s still lets one call through, then one every 2 s."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Clock) -> None:
         self._buckets: dict[tuple[str, str], _Bucket] = {}
-        self._now = clock
+        self._clock = clock
 
     def reset(self) -> None:
         self._buckets.clear()
@@ -37,7 +37,7 @@ class Throttle:
     def check(self, family: str, key: str, rate: float | None) -> Verdict:
         if not rate:
             return Verdict()
-        now = self._now()
+        now = self._clock.monotonic()
         capacity = max(1.0, rate)
         bucket = self._buckets.get((family, key))
         if bucket is None:

@@ -40,6 +40,7 @@ def _san(names: Iterable[str]) -> x509.SubjectAlternativeName:
 
 def generate(extra_names: Iterable[str] = (), directory: str | None = None) -> TlsFiles:
     """A CA valid for ten years and a leaf for the given names; keys are EC P-256 (fast handshakes)."""
+    # Real time, not the emulator's clock: clients check the certificates against their own clocks.
     now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (

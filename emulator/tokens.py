@@ -4,11 +4,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import time
 import uuid
 from typing import Any
 
 import orjson
+
+from .clock import Clock
 
 GRAPH = "https://graph.microsoft.com"
 PARTNER_CENTER = "https://api.partnercenter.microsoft.com"
@@ -36,14 +37,15 @@ def _unb64(data: str) -> bytes:
 
 
 class TokenSigner:
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, clock: Clock) -> None:
         self._key = key
+        self._clock = clock
         # Verified tokens are cached: the HMAC and JSON parse are most of a GET's cost otherwise.
         self._verified: dict[str, dict[str, Any]] = {}
 
     def issue(self, *, tenant_id: str, resource: str, client_id: str, lifetime_s: float,
               user: bool = False) -> str:
-        now = int(time.time())
+        now = int(self._clock.time())
         claims = {
             "aud": resource, "iss": f"https://sts.windows.net/{tenant_id}/", "iat": now, "nbf": now,
             "exp": now + int(lifetime_s), "appid": client_id, "azp": client_id, "tid": tenant_id,
@@ -65,7 +67,7 @@ class TokenSigner:
             if len(self._verified) >= _CACHE_LIMIT:
                 self._verified.clear()
             self._verified[token] = claims
-        if claims["exp"] <= time.time():
+        if claims["exp"] <= self._clock.time():
             raise TokenError("expired")
         if claims["aud"] != resource:
             raise TokenError("audience")

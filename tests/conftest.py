@@ -1,18 +1,23 @@
-"""Shared fixtures: real PostgreSQL and Redis (never skipped under CI=true), settings, sessions."""
+"""Shared fixtures: real PostgreSQL and a private Redis (never skipped under CI=true), settings, sessions."""
 from __future__ import annotations
 
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
+from tests.harness import databases
+from tests.harness.binaries import MissingBinary
+from tests.harness.redis_server import RedisServer
+
 PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 IN_CI = os.environ.get("CI", "").lower() == "true"
+T = TypeVar("T")
 
 # Tests never need a real SECRET_KEY; set one before anything builds settings.
 os.environ.setdefault("SECRET_KEY", "test-secret-key-" + "x" * 16)
@@ -36,25 +41,37 @@ def require_service(name: str, host: str, port: int) -> None:
     pytest.skip(f"{name} is not running on {host}:{port}")
 
 
+def require_binary(find: Callable[[], T]) -> T:
+    """What `find` finds (a server binary); skip locally when it is not installed, fail under CI=true."""
+    try:
+        return find()
+    except MissingBinary as missing:
+        if IN_CI:
+            pytest.fail(f"{missing} and CI=true: tests must not skip")
+        pytest.skip(str(missing))
+
+
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    require_service("Redis", REDIS_HOST, REDIS_PORT)
-    return f"redis://{REDIS_HOST}:{REDIS_PORT}/11"
+def redis_server() -> Iterator[RedisServer]:
+    """This session's own redis-server on a free port: two test runs on one machine never share a Redis.
+    Tests keep to their own db numbers on it (broker 9 and limiter 10 for the pipeline, 11, 12, 4)."""
+    server = require_binary(RedisServer)
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url(11)
 
 
 def create_database(name: str) -> str:
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    """A database on the machine's PostgreSQL (the session's server), unique by name."""
+    return databases.create_database(PG_ADMIN, name)
 
 
 def drop_database(name: str) -> None:
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    databases.drop_database(PG_ADMIN, name)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
-"""The `/_emulator` control API: reset, partners, tenants and their users, faults, stats."""
+"""The `/_emulator` control API: reset, partners, tenants and their users, faults, stats, the clock."""
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from ..clock import iso
@@ -38,7 +37,7 @@ async def list_partners(em: Emulator, req: Request) -> Response:
 
 async def create_tenant(em: Emulator, req: Request) -> Response:
     async with em.create_lock:
-        tenant = em.world.create_tenant(req.json_object(), now=time.time())
+        tenant = em.world.create_tenant(req.json_object(), now=em.clock.time())
     return json_response(tenant.control_view(), 201)
 
 
@@ -48,14 +47,14 @@ async def list_tenants(em: Emulator, req: Request) -> Response:
 
 async def get_tenant(em: Emulator, req: Request) -> Response:
     tenant = _tenant(em, req.params["tenant"])
-    tenant.settle(time.time())
+    tenant.settle(em.clock.time())
     return json_response(tenant.control_view(with_users=req.query.get("users", "true") != "false"))
 
 
 async def patch_tenant(em: Emulator, req: Request) -> Response:
     tenant = _tenant(em, req.params["tenant"])
     async with tenant.lock:
-        em.world.update_tenant(tenant, req.json_object(), now=time.time())
+        em.world.update_tenant(tenant, req.json_object(), now=em.clock.time())
     return json_response(tenant.control_view())
 
 
@@ -118,7 +117,7 @@ async def generate_users(em: Emulator, req: Request) -> Response:
     async with tenant.lock:
         if sku is not None and sku.free < count:
             raise ApiError(400, "invalid", f"{sku.part_number} has {sku.free} free seats, not {count}")
-        now = time.time()
+        now = em.clock.time()
         ids = []
         start = len(tenant.users)
         for n in range(start, start + count):
@@ -156,6 +155,33 @@ async def reset_stats(em: Emulator, req: Request) -> Response:
     return empty(204)
 
 
+async def get_clock(em: Emulator, req: Request) -> Response:
+    return json_response(em.clock.view())
+
+
+async def put_clock(em: Emulator, req: Request) -> Response:
+    """`{"frozen": true}` stops Microsoft's time until advanced; `{"frozen": false}` lets it run on from there."""
+    body = req.json_object()
+    frozen = body.get("frozen")
+    if set(body) != {"frozen"} or not isinstance(frozen, bool):
+        raise ApiError(400, "invalid", 'the body must be {"frozen": true} or {"frozen": false}')
+    if frozen:
+        em.clock.freeze()
+    else:
+        em.clock.resume()
+    return json_response(em.clock.view())
+
+
+async def advance_clock(em: Emulator, req: Request) -> Response:
+    """`{"seconds": n}`: Microsoft's time jumps forward (lag, mailbox delays, Retry-After, token expiry)."""
+    body = req.json_object()
+    seconds = body.get("seconds")
+    if set(body) != {"seconds"} or isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise ApiError(400, "invalid", 'the body must be {"seconds": n} with n >= 0')
+    em.clock.advance(float(seconds))
+    return json_response(em.clock.view())
+
+
 async def expire_delta_tokens(em: Emulator, req: Request) -> Response:
     """Forget every delta and paging cursor: the next use of one answers like an expired token."""
     em.world.cursors.clear()
@@ -179,4 +205,7 @@ ROUTES = [
     route("GET", "/_emulator/stats", get_stats, "control"),
     route("POST", "/_emulator/stats/reset", reset_stats, "control"),
     route("POST", "/_emulator/delta/expire", expire_delta_tokens, "control"),
+    route("GET", "/_emulator/clock", get_clock, "control"),
+    route("PUT", "/_emulator/clock", put_clock, "control"),
+    route("POST", "/_emulator/clock/advance", advance_clock, "control"),
 ]

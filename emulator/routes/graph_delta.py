@@ -1,7 +1,6 @@
 """Graph v1.0 `users/delta`: a full pass in pages, then only what changed; unknown tokens answer 410."""
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
@@ -44,7 +43,7 @@ async def users_delta(em: Emulator, req: Request) -> Response:
     else:
         state = _new_round(req, tenant, since=None, select=odata.parse_select(req))
     select = tuple(state["select"]) if state["select"] else None
-    items, last_key, more = ([], state["after"], False) if state.get("done") else _page(tenant, state)
+    items, last_key, more = ([], state["after"], False) if state.get("done") else _page(tenant, state, em.clock.time())
     body: dict[str, Any] = {"@odata.context": odata.context(req, "users", select)}
     if more:
         token = em.world.store_cursor({**state, "after": last_key})
@@ -64,8 +63,7 @@ def _new_round(req: Request, tenant: Tenant, *, since: int | None, select: Any, 
             "after": 0, "select": list(select) if select else None, "top": top or odata.page_size(req)}
 
 
-def _page(tenant: Tenant, state: dict[str, Any]) -> tuple[list[dict[str, Any]], int, bool]:
-    now = time.time()
+def _page(tenant: Tenant, state: dict[str, Any], now: float) -> tuple[list[dict[str, Any]], int, bool]:
     select = tuple(state["select"]) if state["select"] else None
     after, top, since, hw = state["after"], state["top"], state["since"], state["hw"]
     if since is None:

@@ -1,7 +1,6 @@
 """Graph v1.0 users: list/filter/page, get, create, update, delete, assignLicense, mailboxSettings."""
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from ..catalog import DIRECTORY_ROLES, stable_guid
@@ -42,7 +41,7 @@ async def list_users(em: Emulator, req: Request) -> Response:
                  "select": odata.parse_select(req), "top": odata.page_size(req),
                  "count": req.query.get("$count", "").lower() == "true"}
     where = odata.Filter(state["filter"]) if state["filter"] else None
-    now = time.time()
+    now = em.clock.time()
     upn = where.equals.get("userPrincipalName") if where else None
     if upn is not None:  # the common lookup: use the index instead of a scan
         found = tenant.find_user(upn) if "@" in upn else None
@@ -77,7 +76,7 @@ async def list_users(em: Emulator, req: Request) -> Response:
 
 async def get_user(em: Emulator, req: Request) -> Response:
     tenant = guard.graph_tenant(em, req)
-    user = _visible_user(tenant, req.params["id"], time.time())
+    user = _visible_user(tenant, req.params["id"], em.clock.time())
     return _entity(req, user, odata.parse_select(req))
 
 
@@ -90,7 +89,7 @@ async def create_user(em: Emulator, req: Request) -> Response:
         if str(body["userPrincipalName"]).lower() in tenant.by_upn:
             em.stats.count("duplicate_create_attempts", tenant.tenant_id)
             raise bad_request(MSG_DUPLICATE_UPN, detail_code="ObjectConflict", target="userPrincipalName")
-        now = time.time()
+        now = em.clock.time()
         data = new_user_data(body, iso(now))
         user = tenant.add_user(data, now=now, lag=em.faults.replication_lag_s, password=password)
         em.stats.count("users_created", tenant.tenant_id)
@@ -102,7 +101,7 @@ async def update_user(em: Emulator, req: Request) -> Response:
     body = {k: v for k, v in req.json_object().items() if not k.startswith("@")}
     check_writable(body)
     async with tenant.lock:
-        user = _visible_user(tenant, req.params["id"], time.time())
+        user = _visible_user(tenant, req.params["id"], em.clock.time())
         profile = body.pop("passwordProfile", None)
         if isinstance(profile, dict) and profile.get("password"):
             check_password(str(profile["password"]))
@@ -119,7 +118,7 @@ async def update_user(em: Emulator, req: Request) -> Response:
 async def delete_user(em: Emulator, req: Request) -> Response:
     tenant = guard.graph_tenant(em, req)
     async with tenant.lock:
-        user = _visible_user(tenant, req.params["id"], time.time())
+        user = _visible_user(tenant, req.params["id"], em.clock.time())
         tenant.delete_user(user)
     return empty(204)
 
@@ -136,7 +135,7 @@ async def assign_license(em: Emulator, req: Request) -> Response:
         raise bad_request("Invalid value specified for property 'skuId' of resource 'AssignedLicense'.")
     remove = [str(s) for s in body["removeLicenses"]]
     async with tenant.lock:
-        now = time.time()
+        now = em.clock.time()
         user = _visible_user(tenant, req.params["id"], now)
         consumed = tenant.assign_licences(user, add, remove, now=now, mailbox_delay=em.faults.mailbox_delay)
         em.stats.count("licence_assignments", tenant.tenant_id, consumed)
@@ -157,7 +156,7 @@ async def member_of(em: Emulator, req: Request) -> Response:
 
 async def mailbox_settings(em: Emulator, req: Request) -> Response:
     tenant = guard.graph_tenant(em, req)
-    user = _visible_user(tenant, req.params["id"], time.time())
+    user = _visible_user(tenant, req.params["id"], em.clock.time())
     if user.mailbox != "ready":
         raise ApiError(404, "MailboxNotEnabledForRESTAPI",
                        "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")

@@ -1,7 +1,6 @@
 """Who is calling and may they: bearer checks, GDAP, and throttling, for each API family."""
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
@@ -57,7 +56,7 @@ def graph_tenant(em: Emulator, req: Request) -> Tenant:
         raise ApiError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
     if tenant_id != partner.tenant_id and not tenant.gdap_grants_access:
         raise ApiError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
-    tenant.settle(time.time())
+    tenant.settle(em.clock.time())
     return tenant
 
 
@@ -92,5 +91,5 @@ def exchange_tenant(em: Emulator, req: Request, path_tenant: str) -> Tenant:
     if tenant.tenant_id != partner.tenant_id and not tenant.gdap_grants_access:
         raise ApiError(403, "Microsoft.Exchange.Security.Authorization.UnauthorizedAccessException",
                        "The user or application is not authorized to access this organization.")
-    tenant.settle(time.time())
+    tenant.settle(em.clock.time())
     return tenant

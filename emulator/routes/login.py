@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -150,7 +149,7 @@ def _may_sign_into(em: Emulator, partner: Partner, tenant_id: str) -> bool:
     if tenant_id == partner.tenant_id:
         return True
     tenant = em.world.tenants.get(tenant_id)
-    return tenant is not None and tenant.token_ready_at <= time.time()
+    return tenant is not None and tenant.token_ready_at <= em.clock.time()
 
 
 ROUTES = [

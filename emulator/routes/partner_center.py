@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -133,7 +132,7 @@ async def create_customer(em: Emulator, req: Request) -> Response:
     async with em.create_lock:
         if em.world.domain_taken(domain):
             raise ApiError(409, "1002", f"The domain {domain} is already in use.", target="DomainAlreadyExists")
-        now = time.time()
+        now = em.clock.time()
         tenant = em.world.create_tenant({"company_name": _field(billing, "companyName"), "initial_domain": domain},
                                         now=now)
         tenant.token_ready_at = now + float(em.faults.values["new_tenant_token_delay_s"])
@@ -190,7 +189,7 @@ async def record_agreement(em: Emulator, req: Request) -> Response:
         raise _invalid("templateId is not the Microsoft Customer Agreement template.")
     if body.get("type", "MicrosoftCustomerAgreement") != "MicrosoftCustomerAgreement":
         raise _invalid("type must be MicrosoftCustomerAgreement.")
-    date_agreed = str(body.get("dateAgreed") or iso(time.time()))
+    date_agreed = str(body.get("dateAgreed") or iso(em.clock.time()))
     if not _DATE.match(date_agreed):
         raise _invalid("dateAgreed must be an ISO 8601 date.")
     async with tenant.lock:

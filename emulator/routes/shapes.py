@@ -1,7 +1,6 @@
 """Each Microsoft API's own error body, built from one ApiError."""
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -20,7 +19,7 @@ _PC_CODES = {400: 2000, 401: 900, 403: 900, 404: 1000, 409: 2001, 500: 5000, 503
 def graph_error(req: Request, err: ApiError) -> Response:
     request_id = str(uuid.uuid4())
     body: dict[str, Any] = {"code": err.code, "message": err.message, "innerError": {
-        "date": iso(time.time()), "request-id": request_id,
+        "date": iso(req.clock.time()), "request-id": request_id,
         "client-request-id": req.header(b"client-request-id") or request_id}}
     if err.detail_code:
         body["details"] = [{"code": err.detail_code, "message": err.message, "target": err.target or ""}]
@@ -55,10 +54,10 @@ def exchange_error(req: Request, err: ApiError) -> Response:
 def login_error(req: Request, err: ApiError) -> Response:
     trace = str(uuid.uuid4())
     number = err.detail_code or "0"
-    stamp = iso(time.time())
+    stamp = iso(req.clock.time())
     description = f"AADSTS{number}: {err.message} Trace ID: {trace} Correlation ID: {trace} Timestamp: {stamp}"
     body = {"error": err.code, "error_description": description, "error_codes": [int(number)],
-            "timestamp": iso(time.time()).replace("T", " ").rstrip("Z") + "Z", "trace_id": trace,
+            "timestamp": iso(req.clock.time()).replace("T", " ").rstrip("Z") + "Z", "trace_id": trace,
             "correlation_id": trace, "error_uri": "https://login.microsoftonline.com/error?code=" + number}
     return json_response(body, err.status, err.headers)
 

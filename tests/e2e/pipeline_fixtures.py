@@ -1,15 +1,20 @@
-"""Fixtures for the whole-pipeline tests: one emulator, the test database, Redis db 9/10, processes."""
+"""Fixtures for the whole-pipeline tests: one emulator, the test database, the session's Redis (dbs 9/10)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import redis
 
 from emulator.testing import RunningEmulator, running_emulator
-from tests.conftest import require_service
-from tests.e2e.pipeline_harness import Processes, Seeder, flush_redis, stack_env
+from tests.harness.processes import Processes
+from tests.harness.redis_server import RedisServer
+from tests.harness.seeding import Seeder, quiet_emulator
+from tests.harness.stack_env import publishing_as, stack_env
 
 __all__ = ["emulator", "pipeline_env", "seeder"]
+BROKER_DB, LIMITER_DB = 9, 10
 
 
 @pytest.fixture(scope="session")
@@ -19,27 +24,12 @@ def emulator() -> Iterator[RunningEmulator]:
 
 
 @pytest.fixture(scope="session")
-def pipeline_env(pg_url: str, emulator: RunningEmulator) -> Iterator[dict[str, str]]:
+def pipeline_env(pg_url: str, emulator: RunningEmulator, redis_server: RedisServer) -> Iterator[dict[str, str]]:
     """The processes' environment; this process publishes with the same settings (broker db 9)."""
-    require_service("Redis", "127.0.0.1", 6379)
-    env = stack_env(pg_url, emulator)
-    from shared.db.engine import dispose_engine
-    from shared.requests import dispatch
-    from shared.settings import reset_settings
-    from worker.app import install_publisher, reset_app
-
-    with pytest.MonkeyPatch.context() as mp:
-        for key in ("DATABASE_URL", "BROKER_URL", "REDIS_URL", "ENVIRONMENT", "LEASE_SECONDS", "REDRIVE_AFTER_S"):
-            mp.setenv(key, env[key])
-        reset_settings()
-        reset_app()
-        dispose_engine()
-        install_publisher()  # Celery chains, as the API process sends them
+    env = stack_env(database_url=pg_url, broker_url=redis_server.url(BROKER_DB),
+                    limiter_url=redis_server.url(LIMITER_DB), emulator=emulator)
+    with publishing_as(env):
         yield env
-        dispatch.set_publisher(None)
-        reset_app()
-        dispose_engine()
-    reset_settings()
 
 
 @pytest.fixture(scope="session")
@@ -49,14 +39,21 @@ def seeder(pg_url: str, emulator: RunningEmulator, pipeline_env: dict[str, str])
     s.close()
 
 
+def pipeline_redis(env: dict[str, str]) -> list[redis.Redis]:
+    """Clients on the pipeline's broker and limiter dbs (the session's private Redis)."""
+    return [redis.Redis.from_url(env["BROKER_URL"]), redis.Redis.from_url(env["REDIS_URL"])]
+
+
+def flush_pipeline_redis(env: dict[str, str]) -> None:
+    for client in pipeline_redis(env):
+        with client:
+            client.flushdb()
+
+
 def fresh_stack(env: dict[str, str], emulator: RunningEmulator, *, settings: dict[str, str] | None = None,
-                **faults: object) -> Processes:
+                **faults: Any) -> Processes:
     """Empty broker and limiter, emulator faults as given (the emulator world is kept: tenants are unique);
-    `settings` overrides environment variables of the worker and beat processes."""
-    flush_redis()
-    emulator.set_faults(latency_ms={"mean": 0, "jitter": 0}, error_rate=0.0, graph_rate_per_tenant=None,
-                        exchange_rate_per_tenant=None, partner_center_rate=None, replication_lag_s=0.0,
-                        mailbox_delay_s={"first": 0, "next": 0}, token_fail_rate=0.0)
-    if faults:
-        emulator.set_faults(**faults)
-    return Processes({**env, **(settings or {})})
+    `settings` overrides environment variables of the worker and beat processes (prefork workers)."""
+    flush_pipeline_redis(env)
+    quiet_emulator(emulator, **faults)
+    return Processes({**env, **(settings or {})}, pool="prefork")

@@ -1,15 +1,11 @@
 """A worker killed with SIGKILL and Redis flushed mid-run: every request still succeeds, exactly once."""
 from __future__ import annotations
 
-import time
-
 import pytest
-import redis
 
 from shared.requests import kinds
 from tests.e2e.pipeline_fixtures import *  # noqa: F403
-from tests.e2e.pipeline_fixtures import fresh_stack
-from tests.e2e.pipeline_harness import BROKER_DB, LIMITER_DB
+from tests.e2e.pipeline_fixtures import flush_pipeline_redis, fresh_stack
 from worker.canvas import publish
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -28,17 +24,13 @@ def test_sigkill_and_a_redis_flush_lose_no_request_and_double_nothing(seeder, em
         stack.beat()
         publish(refs)
         # Kill w1 while it is surely inside steps (creates and licences in flight).
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            st = seeder.states(ids)
-            if st.get(kinds.WAITING, 0) + st.get(kinds.SUCCEEDED, 0) >= 4:
-                break
-            time.sleep(0.2)
+        seeder.until(ids, lambda st: st.get(kinds.WAITING, 0) + st.get(kinds.SUCCEEDED, 0) >= 4, timeout=30,
+                     what="the first users licensed")
         stack.kill("w1")
         killed_at = seeder.states(ids)
-        time.sleep(2.0)
-        for db in (BROKER_DB, LIMITER_DB):  # every queued message, unacked one and limiter mark: gone
-            redis.Redis(db=db).flushdb()
+        # Flush once w2 moved the run on (a step finished since the kill), while work is surely left.
+        seeder.until(ids, lambda st: st != killed_at, timeout=30, what="progress after the kill")
+        flush_pipeline_redis(pipeline_env)  # every queued message, unacked one and limiter mark: gone
         flushed_at = seeder.states(ids)
         stack.worker("w3", concurrency=2)
         states = seeder.wait(ids, timeout=150)

@@ -11,7 +11,7 @@ from shared.requests import kinds
 from shared.requests.service import resume_blocked
 from tests.e2e.pipeline_fixtures import *  # noqa: F403
 from tests.e2e.pipeline_fixtures import fresh_stack
-from tests.e2e.pipeline_harness import Processes, reprovision
+from tests.harness.processes import Processes
 from worker.canvas import publish
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -61,7 +61,7 @@ def test_a_user_on_an_unverified_domain_gets_the_onmicrosoft_upn_then_its_own_on
     assert _entra(emulator, tenant, f"bea@{tenant.initial_domain}") is not None
     emulator._control.patch(f"/_emulator/tenants/{tenant.tenant_id}",
                             json={"domains": [{"name": "later.example", "verified": True}]}).raise_for_status()
-    again = reprovision(seeder, seeder.get(ref.id).user_id, tenant.plan_id)
+    again = seeder.reprovision(seeder.get(ref.id).user_id, tenant.plan_id)
     _run(seeder, stack, [again], {kinds.SUCCEEDED: 1})
     assert _entra(emulator, tenant, "bea@later.example") is not None
     assert _entra(emulator, tenant, f"bea@{tenant.initial_domain}") is None

@@ -15,8 +15,7 @@ from shared.db.models import NotificationRecipients, OutboxMessage, UserService
 from shared.requests import kinds
 from shared.security import decrypt, generate_password
 from tests.e2e.pipeline_fixtures import *  # noqa: F403
-from tests.e2e.pipeline_fixtures import fresh_stack
-from tests.e2e.pipeline_harness import BROKER_DB, LIMITER_DB
+from tests.e2e.pipeline_fixtures import fresh_stack, pipeline_redis
 from worker.canvas import publish
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -71,7 +70,7 @@ def test_the_password_appears_nowhere_but_encrypted(seeder, emulator, pipeline_e
     done = threading.Event()
 
     def watch() -> None:
-        clients = [redis.Redis(db=BROKER_DB), redis.Redis(db=LIMITER_DB)]
+        clients = pipeline_redis(pipeline_env)
         while not done.is_set():
             for c in clients:
                 captured.extend(_snapshot(c))
@@ -87,7 +86,7 @@ def test_the_password_appears_nowhere_but_encrypted(seeder, emulator, pipeline_e
         states = seeder.wait(ids, timeout=60)
         done.set()
         watcher.join(timeout=10)
-        logs = stack.logs()
+        logs = stack.logs(tail=None)
     assert states == {kinds.SUCCEEDED: 5}, logs[-4000:]
     assert any("steps.ensure_user" in c for c in captured), "the watcher saw no task message"
     assert not any("celery-task-meta" in c for c in captured), "no task results are stored"

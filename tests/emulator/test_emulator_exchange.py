@@ -1,8 +1,6 @@
 """Exchange admin InvokeCommand: Get-Mailbox before and after readiness, Set-Mailbox adding an alias."""
 from __future__ import annotations
 
-import time
-
 from .emulator_world import BASIC_SKU_ID, World, new_user
 
 ADD_BASIC = {"addLicenses": [{"skuId": BASIC_SKU_ID, "disabledPlans": []}], "removeLicenses": []}
@@ -14,6 +12,7 @@ def _command(name: str, **parameters: object) -> dict[str, object]:
 
 def test_mailbox_not_found_until_ready_then_alias_added_once(world: World) -> None:
     world.emulator.set_faults(mailbox_delay_s={"first": 0.4})
+    world.emulator.freeze_clock()
     graph = world.graph()
     user = graph.post("/v1.0/users", json=new_user("eve@contoso.com", usageLocation="NL")).json()
     exchange = world.exchange()
@@ -27,7 +26,7 @@ def test_mailbox_not_found_until_ready_then_alias_added_once(world: World) -> No
     alias = {"@odata.type": "#Exchange.GenericHashTable", "Add": ["smtp:eve.alias@contoso.com"]}
     assert exchange.post(path, json=_command("Set-Mailbox", Identity="eve@contoso.com",
                                              EmailAddresses=alias)).status_code == 404
-    time.sleep(0.45)
+    world.emulator.advance_clock(0.4)
     mailbox = exchange.post(path, json=_command("Get-Mailbox", Identity="eve@contoso.com")).json()["value"][0]
     assert mailbox["PrimarySmtpAddress"] == "eve@contoso.com"
     for _ in range(2):

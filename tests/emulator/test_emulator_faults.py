@@ -1,10 +1,13 @@
-"""The difficulties, switched on through PUT /_emulator/faults: throttling, lag, mailbox delay, errors."""
+"""The difficulties, switched on through PUT /_emulator/faults: throttling, lag, mailbox delay, errors.
+
+Microsoft's time is the emulator's frozen clock here, moved by `advance_clock`: no test waits for it.
+"""
 from __future__ import annotations
 
 import os
-import time
 
 import httpx
+import pytest
 
 from .emulator_world import BASIC_SKU_ID, World, new_user
 
@@ -31,12 +34,16 @@ def test_faults_merge_and_validate(world: World) -> None:
 
 def test_throttle_then_recover_when_retry_after_is_honoured(world: World) -> None:
     world.emulator.set_faults(graph_rate_per_tenant=5)
+    world.emulator.freeze_clock()
     graph = world.graph()
-    throttled = _until_throttled(graph, "/v1.0/domains")
+    for _ in range(5):  # the bucket's burst: the clock stands still, so nothing refills
+        assert graph.get("/v1.0/domains").status_code == 200
+    throttled = graph.get("/v1.0/domains")
+    assert throttled.status_code == 429
     assert throttled.json()["error"]["code"] == "TooManyRequests"
     wait = float(throttled.headers["Retry-After"])
-    assert 0 < wait <= 1
-    time.sleep(wait)
+    assert wait == 0.2  # one token at 5/s
+    world.emulator.advance_clock(wait)
     assert graph.get("/v1.0/domains").status_code == 200
     stats = world.emulator.stats()
     assert stats["throttled"] == 1 and stats["retry_after_violations"] == 0
@@ -45,10 +52,12 @@ def test_throttle_then_recover_when_retry_after_is_honoured(world: World) -> Non
 
 def test_ignoring_retry_after_is_a_violation(world: World) -> None:
     world.emulator.set_faults(graph_rate_per_tenant=2)
+    world.emulator.freeze_clock()
     graph = world.graph()
-    _until_throttled(graph, "/v1.0/users")
+    first = _until_throttled(graph, "/v1.0/users")
+    world.emulator.advance_clock(float(first.headers["Retry-After"]) / 2)
     again = graph.get("/v1.0/users")
-    assert again.status_code == 429 and "Retry-After" in again.headers
+    assert again.status_code == 429 and float(again.headers["Retry-After"]) == float(first.headers["Retry-After"]) / 2
     stats = world.emulator.stats()
     assert stats["retry_after_violations"] == 1 and stats["throttled"] == 2
     assert stats["requests"]["GET /v1.0/users"]["429"] == 2
@@ -64,6 +73,7 @@ def test_partner_center_throttles_per_partner_in_its_own_shape(world: World) -> 
 
 def test_replication_lag_hides_a_new_user(world: World) -> None:
     world.emulator.set_faults(replication_lag_s=0.6)
+    world.emulator.freeze_clock()
     graph = world.graph()
     user = graph.post("/v1.0/users", json=new_user("late@contoso.com", usageLocation="NL")).json()
     assert graph.get(f"/v1.0/users/{user['id']}").status_code == 404
@@ -74,13 +84,16 @@ def test_replication_lag_hides_a_new_user(world: World) -> None:
     assert graph.patch(f"/v1.0/users/{user['id']}", json={"jobTitle": "x"}).status_code == 404
     again = graph.post("/v1.0/users", json=new_user("late@contoso.com"))
     assert again.json()["error"]["details"][0]["code"] == "ObjectConflict"
-    time.sleep(0.65)
+    world.emulator.advance_clock(0.5)
+    assert graph.get(f"/v1.0/users/{user['id']}").status_code == 404
+    world.emulator.advance_clock(0.15)
     assert graph.get(f"/v1.0/users/{user['id']}").status_code == 200
     assert world.emulator.stats()["duplicate_create_attempts"] == 1
 
 
 def test_mailbox_ready_after_its_delay_first_slower(world: World) -> None:
     world.emulator.set_faults(mailbox_delay_s={"first": 0.8, "next": 0.3})
+    world.emulator.freeze_clock()
     graph = world.graph()
     first, second = (graph.post("/v1.0/users", json=new_user(f"{n}@contoso.com", usageLocation="NL")).json()
                      for n in ("first", "second"))
@@ -88,10 +101,10 @@ def test_mailbox_ready_after_its_delay_first_slower(world: World) -> None:
     graph.post(f"/v1.0/users/{second['id']}/assignLicense", json=ADD_BASIC)
     assert graph.get(f"/v1.0/users/{first['id']}/mailboxSettings").status_code == 404
     assert world.emulator.tenant(world.tenant_id)["users"][1]["mailbox"] == "provisioning"
-    time.sleep(0.35)
+    world.emulator.advance_clock(0.3)
     assert graph.get(f"/v1.0/users/{second['id']}/mailboxSettings").status_code == 200
     assert graph.get(f"/v1.0/users/{first['id']}/mailboxSettings").status_code == 404
-    time.sleep(0.5)
+    world.emulator.advance_clock(0.55)
     assert graph.get(f"/v1.0/users/{first['id']}/mailboxSettings").status_code == 200
     states = {u["userPrincipalName"]: u["mailbox"] for u in world.emulator.tenant(world.tenant_id)["users"]}
     assert states["first@contoso.com"] == states["second@contoso.com"] == "ready"
@@ -144,6 +157,7 @@ def test_token_fail_rate_and_latency(world: World) -> None:
     assert failed.status_code == 503 and failed.json()["error"] == "temporarily_unavailable"
     world.emulator.set_faults(token_fail_rate=0, latency_ms={"mean": 150, "jitter": 0})
     graph = world.graph()
-    started = time.monotonic()
-    graph.get("/v1.0/domains")
-    assert time.monotonic() - started >= 0.15
+    before = world.emulator.freeze_clock()["time"]
+    assert graph.get("/v1.0/domains").status_code == 200
+    # A frozen clock's sleep advances it: the call spent exactly its latency in the emulator's time.
+    assert world.emulator.clock()["time"] - before == pytest.approx(0.15)

@@ -10,6 +10,7 @@ import pytest
 
 from emulator import persistence
 from emulator.app import create_app
+from emulator.clock import Clock
 from emulator.errors import ApiError
 from emulator.routes.odata import Filter
 from emulator.testing import running_emulator
@@ -19,25 +20,24 @@ from emulator.tokens import GRAPH, PARTNER_CENTER, TokenError, TokenSigner
 from .emulator_world import BASIC, BASIC_SKU_ID, World, new_user
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+def frozen_clock() -> Clock:
+    clock = Clock()
+    clock.freeze()
+    return clock
 
 
 def test_bucket_announces_retry_after_and_catches_early_callers() -> None:
-    clock = FakeClock()
+    clock = frozen_clock()
     throttle = Throttle(clock)
     assert throttle.check("graph", "t", 2).retry_after is None
     assert throttle.check("graph", "t", 2).retry_after is None
     refused = throttle.check("graph", "t", 2)
     assert refused.retry_after == 0.5 and not refused.violation
-    clock.now += 0.2
+    clock.advance(0.2)
     early = throttle.check("graph", "t", 2)
-    assert early.violation and early.retry_after == 0.3
-    clock.now += 0.3
+    # The time left, rounded up to hundredths (float noise of the clock's reading may add one).
+    assert early.violation and early.retry_after == pytest.approx(0.3, abs=0.011)
+    clock.advance(0.3)
     assert throttle.check("graph", "t", 2).retry_after is None
     assert throttle.check("graph", "other", 2).retry_after is None  # buckets are per key
     assert throttle.check("graph", "t", None).retry_after is None  # no rate: no throttling
@@ -56,14 +56,22 @@ def test_filter_parses_what_the_engine_sends() -> None:
 
 
 def test_tokens_bind_audience_and_expiry() -> None:
-    signer = TokenSigner(b"k" * 32)
+    clock = frozen_clock()
+    signer = TokenSigner(b"k" * 32, clock)
 
     def issue(by: TokenSigner, lifetime_s: float) -> str:
         return by.issue(tenant_id="t", resource=GRAPH, client_id="c", lifetime_s=lifetime_s)
 
     token = issue(signer, 60)
     assert signer.verify(f"Bearer {token}", GRAPH)["tid"] == "t"
-    foreign = issue(TokenSigner(b"x" * 32), 60)
+    clock.advance(59)
+    assert signer.verify(f"Bearer {token}", GRAPH)["tid"] == "t"
+    clock.advance(1)
+    with pytest.raises(TokenError) as late:
+        signer.verify(f"Bearer {token}", GRAPH)
+    assert late.value.reason == "expired"
+    token = issue(signer, 60)
+    foreign = issue(TokenSigner(b"x" * 32, clock), 60)
     for header, resource, reason in [(f"Bearer {token}", PARTNER_CENTER, "audience"), (None, GRAPH, "missing"),
                                      (f"Bearer {token[:-2]}xx", GRAPH, "malformed"),
                                      (f"Bearer {foreign}", GRAPH, "malformed"),

@@ -28,7 +28,8 @@ import time
 import pytest
 
 from shared.requests import kinds
-from tests.reliability.stack import Stack, audit, flush_redis, quiet_emulator, seed
+from tests.harness.waiting import wait_until
+from tests.reliability.drill import audit, reconciles_sent, seed
 from worker.canvas import publish
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -37,26 +38,29 @@ CRASHING = "tests.reliability.crashing_worker"
 
 
 def test_a_poison_request_fails_after_at_most_three_deliveries(drill):
-    world = drill.world
-    tenants, refs = seed(world, 1, USERS)
+    seeder = drill.seeder
+    tenants, refs = seed(seeder, 1, USERS)
     ids = [r.id for r in refs]
     poison = refs[USERS // 2].id
-    flush_redis()
-    quiet_emulator(drill.emulator)
-    with Stack({**drill.env, "MAX_DELIVERIES": str(MAX_DELIVERIES), "DRILL_POISON_REQUESTS": poison,
-                "DRILL_POISON_STEP": "ensure_user"}) as stack:
+    drill.fresh()
+    with drill.stack(MAX_DELIVERIES=str(MAX_DELIVERIES), DRILL_POISON_REQUESTS=poison,
+                     DRILL_POISON_STEP="ensure_user") as stack:
         stack.worker("w0", pool="prefork", module=CRASHING)
         stack.beat()
         started = time.monotonic()
         publish(refs)
-        states = world.wait(ids, timeout=120)
+        states = seeder.wait(ids, timeout=120)
         elapsed = time.monotonic() - started
         assert states == {kinds.SUCCEEDED: USERS - 1, kinds.FAILED: 1}, (states, stack.logs())
-        # Failed means done: the request is not re-driven, so nothing crashes any more (a lease and more).
-        time.sleep(float(drill.env["LEASE_SECONDS"]) + 3)
+        # Failed means done: the request is not re-driven, so nothing crashes any more. The reconciler
+        # must have looked at least once after a lease could have expired (a lease and more of passes).
+        passes = int(float(drill.env["LEASE_SECONDS"]) / float(drill.env["RECONCILE_INTERVAL_S"])) + 3
+        seen = reconciles_sent(stack)
+        wait_until(lambda: reconciles_sent(stack) >= seen + passes, timeout=120,
+                   what=f"{passes} reconciler passes after the poison failed")
         assert not stack.reap(), stack.logs()
         crashes = stack.log("w0").count("exited with 'signal 9 (SIGKILL)'")
-    req = next(r for r in world.requests([poison]))
+    req = next(r for r in seeder.requests([poison]))
     ensure = next(s for s in req.steps if s.name == "ensure_user")
     print(f"\n[drill f] poison request failed ({req.error_code}: {req.error_message}) after {ensure.attempts} "
           f"deliveries and {crashes} pool process crashes; the other {USERS - 1} succeeded in {elapsed:.0f}s")
@@ -64,20 +68,19 @@ def test_a_poison_request_fails_after_at_most_three_deliveries(drill):
     assert ensure.state == kinds.STEP_FAILED
     assert 1 <= ensure.attempts <= MAX_DELIVERIES, ensure.attempts
     assert 1 <= crashes <= MAX_DELIVERIES, f"the poison crashed a worker {crashes} times"
-    facts = audit(world, tenants, refs, failed={poison})
+    facts = audit(seeder, tenants, refs, failed={poison})
     assert facts["redriven"] == 0, "a crash of the poison's pool process interrupted another request"
 
 
 def test_a_poison_request_does_not_take_its_bystanders_with_it(drill):
-    world = drill.world
-    tenants, refs = seed(world, 1, 4)
+    seeder = drill.seeder
+    tenants, refs = seed(seeder, 1, 4)
     ids = [r.id for r in refs]
     poison = refs[0].id
-    flush_redis()
-    quiet_emulator(drill.emulator, latency_ms={"mean": 1000, "jitter": 0})
+    drill.fresh(latency_ms={"mean": 1000, "jitter": 0})
     crashes: list[tuple[str, float]] = []
-    with Stack({**drill.env, "MAX_DELIVERIES": str(MAX_DELIVERIES), "DRILL_POISON_REQUESTS": poison,
-                "DRILL_POISON_STEP": "ensure_user", "DRILL_POISON_DELAY_S": "0.3"}) as stack:
+    with drill.stack(MAX_DELIVERIES=str(MAX_DELIVERIES), DRILL_POISON_REQUESTS=poison,
+                     DRILL_POISON_STEP="ensure_user", DRILL_POISON_DELAY_S="0.3") as stack:
         names = iter(f"w{n}" for n in range(100))
         stack.worker(next(names), module=CRASHING)
         stack.beat()
@@ -89,9 +92,9 @@ def test_a_poison_request_does_not_take_its_bystanders_with_it(drill):
                 stack.worker(next(names), module=CRASHING)
 
         publish(refs)
-        states = world.wait(ids, timeout=90, on_tick=supervise)
-    quiet_emulator(drill.emulator)
-    rows = {r.id: r for r in world.requests(ids)}
+        states = seeder.wait(ids, timeout=90, on_tick=supervise)
+    drill.fresh()
+    rows = {r.id: r for r in seeder.requests(ids)}
     bystanders = {i: (r.state, r.error_code, [(s.name, s.attempts) for s in r.steps if s.attempts > 1])
                   for i, r in rows.items() if i != poison}
     print(f"\n[drill f2] poison {rows[poison].state} ({rows[poison].error_code}); worker crashes at {crashes}; "
@@ -99,4 +102,4 @@ def test_a_poison_request_does_not_take_its_bystanders_with_it(drill):
     assert (rows[poison].state, rows[poison].error_code) == (kinds.FAILED, "poison_message")
     assert states.get(kinds.SUCCEEDED, 0) == len(ids) - 1, (
         f"healthy requests that merely shared a worker with the poison were failed with it: {bystanders}")
-    audit(world, tenants, refs, failed={poison})
+    audit(seeder, tenants, refs, failed={poison})

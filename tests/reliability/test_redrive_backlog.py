@@ -11,7 +11,7 @@ the rest of the chain instead of dying out.
 
 Here: 300 users over three tenants on two `provisioner worker -P threads -c 4` with REDRIVE_AFTER_S=3
 (a message waits about 5 s on this machine with 300 requests in flight). Nothing fails, nothing is
-killed. Each request's steps must still be sent about once: at most 2 run_step messages per step
+killed. Each request's steps must still be sent about once: at most 2 step messages per step
 attempt (a clean run needs 1.0; drill (a), with REDRIVE_AFTER_S=20, logs e.g. 1807 messages for 1803
 attempts). Measured before any fix: 2.2-3.4 messages per attempt; with kills on top (drill (a) at
 REDRIVE_AFTER_S=5) the queue reached 3,200 messages for 300 requests and the run took 130 s instead of 40 s.
@@ -27,7 +27,7 @@ import time
 import pytest
 
 from shared.requests import kinds
-from tests.reliability.stack import Stack, audit, flush_redis, quiet_emulator, run_step_messages, seed
+from tests.reliability.drill import audit, seed, step_messages
 from worker.canvas import publish
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -40,29 +40,28 @@ MAX_MESSAGES_PER_ATTEMPT = 1.2
 
 
 def test_a_queue_deeper_than_the_redrive_clock_sends_each_step_about_once(drill):
-    world = drill.world
-    tenants, refs = seed(world, TENANTS, USERS_PER_TENANT)
+    seeder = drill.seeder
+    tenants, refs = seed(seeder, TENANTS, USERS_PER_TENANT)
     ids = [r.id for r in refs]
-    flush_redis()
-    quiet_emulator(drill.emulator)
-    # One message per step (no run-on): then messages per step attempt measure the re-drives exactly.
-    with Stack({**drill.env, "REDRIVE_AFTER_S": str(REDRIVE_AFTER_S), "RUN_ON_STEPS": "1"}) as stack:
+    drill.fresh()
+    # One message per step (each step is its own task): messages per step attempt measure the re-drives.
+    with drill.stack(REDRIVE_AFTER_S=str(REDRIVE_AFTER_S)) as stack:
         stack.worker("w0")
         stack.worker("w1")
         stack.beat()
         started = time.monotonic()
         publish(refs)
-        states = world.wait(ids, timeout=180)
+        states = seeder.wait(ids, timeout=180)
         elapsed = time.monotonic() - started
         assert states == {kinds.SUCCEEDED: len(ids)}, (states, stack.logs())
-        messages = run_step_messages(stack)
-    facts = audit(world, tenants, refs)
+        messages = step_messages(stack)
+    facts = audit(seeder, tenants, refs)
     ratio = messages / facts["step_attempts"]
     print(f"\n[drill g] {len(ids)} users with REDRIVE_AFTER_S={REDRIVE_AFTER_S}: all succeeded in {elapsed:.0f}s; "
-          f"{messages} run_step messages for {facts['step_attempts']} step attempts ({ratio:.2f} per attempt)")
-    assert messages >= facts["step_attempts"], "the workers' log no longer shows `run_step[...] received` lines"
+          f"{messages} step messages for {facts['step_attempts']} step attempts ({ratio:.2f} per attempt)")
+    assert messages >= facts["step_attempts"], "the workers' log no longer shows `steps.<step>[...] received` lines"
     assert ratio <= MAX_MESSAGES_PER_ATTEMPT, (
-        f"{messages} run_step messages for {facts['step_attempts']} step attempts ({ratio:.2f}x) in {elapsed:.0f}s: "
+        f"{messages} step messages for {facts['step_attempts']} step attempts ({ratio:.2f}x) in {elapsed:.0f}s: "
         f"the reconciler re-published requests whose message was only queued (shared/pipeline/record.py done() "
         f"and reconcile.due_requests), and stale copies that found their step done continued their chains "
         f"(shared/pipeline/engine.py _why_not -> 'continue')")

@@ -16,15 +16,7 @@ import time
 import pytest
 
 from shared.requests import kinds
-from tests.reliability.stack import (
-    Stack,
-    audit,
-    flush_redis,
-    quiet_emulator,
-    seed,
-    until,
-    wait_ready,
-)
+from tests.reliability.drill import audit, seed
 from worker.canvas import publish
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -33,13 +25,12 @@ SOFT_SHUTDOWN_S = 30.0  # worker_soft_shutdown_timeout in worker/app.py
 
 
 def test_sigterm_rolling_restarts_lose_and_repeat_nothing(drill):
-    world = drill.world
-    tenants, refs = seed(world, TENANTS, USERS_PER_TENANT)
+    seeder = drill.seeder
+    tenants, refs = seed(seeder, TENANTS, USERS_PER_TENANT)
     ids = [r.id for r in refs]
-    flush_redis()
-    quiet_emulator(drill.emulator, mailbox_delay_s={"first": 2, "next": 1})
+    drill.fresh(mailbox_delay_s={"first": 2, "next": 1})
     stops: list[tuple[str, int, float, dict[str, int]]] = []
-    with Stack(drill.env) as stack:
+    with drill.stack() as stack:
         stack.worker("w0")
         stack.worker("w1")
         stack.beat()
@@ -47,24 +38,24 @@ def test_sigterm_rolling_restarts_lose_and_repeat_nothing(drill):
         publish(refs)
 
         def stop(name: str) -> None:
-            states = world.states(ids)
+            states = seeder.states(ids)
             code, took = stack.terminate(name)
             stops.append((name, code, took, states))
 
-        until(world, ids, lambda st: st.get(kinds.QUEUED, 0) <= len(ids) - 20, what="the first claims")
+        seeder.until(ids, lambda st: st.get(kinds.QUEUED, 0) <= len(ids) - 20, what="the first claims")
         stack.worker("w2")  # replacement first
-        wait_ready(stack, "w2")
+        stack.wait_ready("w2")
         stop("w0")
         stop("w1")  # replacement after
         stack.worker("w3")
         stack.worker("w4")  # and the next replacement before w2 goes
-        wait_ready(stack, "w3")
-        wait_ready(stack, "w4")
+        stack.wait_ready("w3")
+        stack.wait_ready("w4")
         stop("w2")
-        states = world.wait(ids, timeout=120)
+        states = seeder.wait(ids, timeout=120)
         elapsed = time.monotonic() - started
         assert states == {kinds.SUCCEEDED: len(ids)}, (stops, states, stack.logs())
-    facts = audit(world, tenants, refs)
+    facts = audit(seeder, tenants, refs)
     print(f"\n[drill d] {len(ids)} users, rolling SIGTERM restarts "
           f"{[(n, c, round(t, 1), st) for n, c, t, st in stops]} (name, exit code, seconds, states before): "
           f"all succeeded in {elapsed:.0f}s; at most {facts['max_step_attempts']} attempts of one step")

@@ -12,7 +12,8 @@ from shared.microsoft.credentials import PartnerCredential
 from shared.microsoft.factory import MicrosoftClients
 from shared.microsoft.limiter import LocalLimiter
 from shared.settings import Settings
-from tests.shared.microsoft.ms_fakes import PARTNER, SECRET, FakeClock, FakeMicrosoft, require_redis
+from tests.harness.redis_server import RedisServer
+from tests.shared.microsoft.ms_fakes import LIMITER_TEST_DB, PARTNER, SECRET, FakeClock, FakeMicrosoft
 
 
 @pytest.fixture
@@ -49,8 +50,10 @@ def ms(settings: Settings, fake: FakeMicrosoft, clock: FakeClock) -> Iterator[Mi
 
 
 @pytest.fixture
-def redis_db() -> Iterator[redis.Redis]:
-    client = require_redis()
+def redis_db(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """The limiter tests' db on the session's private Redis, empty."""
+    client = redis_server.client(LIMITER_TEST_DB)
+    client.flushdb()
     yield client
     client.flushdb()
     client.close()

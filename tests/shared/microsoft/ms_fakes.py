@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import pytest
-import redis
 
 PARTNER = "11111111-1111-1111-1111-111111111111"
 CUSTOMER = "22222222-2222-2222-2222-222222222222"
@@ -19,7 +16,8 @@ LOGIN = "https://login.microsoftonline.com"
 GRAPH = "https://graph.microsoft.com/v1.0"
 PC = "https://api.partnercenter.microsoft.com/v1"
 EXO = "https://outlook.office365.com/adminapi/beta"
-REDIS_TEST_URL = "redis://127.0.0.1:6379/12"
+# The limiter tests' db on the session's private Redis (tests/conftest.py redis_server).
+LIMITER_TEST_DB = 12
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -120,19 +118,3 @@ def graph_error(status: int, code: str, message: str, headers: dict[str, str] | 
 
 def body_of(request: httpx.Request) -> Any:
     return json.loads(request.content) if request.content else None
-
-
-
-
-def require_redis(url: str = REDIS_TEST_URL) -> redis.Redis:
-    """The test Redis database, flushed; under CI=true a missing Redis fails instead of skipping."""
-    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"Redis is required under CI and is not reachable at {url}: {exc}")
-        pytest.skip(f"Redis not reachable at {url}")
-    client.flushdb()
-    return client

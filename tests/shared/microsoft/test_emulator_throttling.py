@@ -9,8 +9,9 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 import redis
 
+from tests.harness.redis_server import RedisServer
 from tests.shared.microsoft.ms_emulator import USERS, Seeded, hammer, seed, settings_for
-from tests.shared.microsoft.ms_fakes import REDIS_TEST_URL, require_redis
+from tests.shared.microsoft.ms_fakes import LIMITER_TEST_DB
 
 testing = pytest.importorskip("emulator.testing")
 
@@ -29,8 +30,9 @@ def emulator() -> Iterator[testing.RunningEmulator]:
 
 
 @pytest.fixture
-def shared_redis() -> Iterator[redis.Redis]:
-    client = require_redis()
+def shared_redis(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    client = redis_server.client(LIMITER_TEST_DB)
+    client.flushdb()
     yield client
     client.flushdb()
     client.close()
@@ -38,9 +40,10 @@ def shared_redis() -> Iterator[redis.Redis]:
 
 @pytest.mark.redis
 def test_two_processes_share_one_tenant_without_violations(emulator: testing.RunningEmulator,
+                                                           redis_server: RedisServer,
                                                            shared_redis: redis.Redis) -> None:
     world = seed(emulator, graph_rate_per_tenant=EMULATOR_RATE)
-    overrides = {"redis_url": REDIS_TEST_URL, "graph_rate_per_tenant": EMULATOR_RATE * CLIENT_SHARE,
+    overrides = {"redis_url": redis_server.url(LIMITER_TEST_DB), "graph_rate_per_tenant": EMULATOR_RATE * CLIENT_SHARE,
                  "graph_burst_per_tenant": 5.0, "retry_budget_s": 30.0}
     start_at = time.time() + 3.0  # both processes signed in and connected before the window opens
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -14,7 +14,8 @@ from shared.microsoft.graph import GraphClient
 from shared.microsoft.limiter import LocalLimiter, RedisLimiter
 from shared.microsoft.partner_center import PartnerCenterClient
 from shared.settings import Settings, reset_settings
-from tests.shared.microsoft.ms_fakes import CUSTOMER
+from tests.harness.redis_server import RedisServer
+from tests.shared.microsoft.ms_fakes import CUSTOMER, LIMITER_TEST_DB
 
 
 @pytest.fixture
@@ -53,8 +54,8 @@ def test_cheap_clients(env: None) -> None:
     assert ms.partner_center(cred).correlation_id != ms.partner_center(cred).correlation_id
 
 
-def test_redis_url_gives_the_shared_limiter() -> None:
-    ms = factory.MicrosoftClients(Settings(environment="test", redis_url="redis://127.0.0.1:6379/12"))
+def test_redis_url_gives_the_shared_limiter(redis_server: RedisServer) -> None:
+    ms = factory.MicrosoftClients(Settings(environment="test", redis_url=redis_server.url(LIMITER_TEST_DB)))
     try:
         assert isinstance(ms.limiter, RedisLimiter)
     finally:

@@ -12,7 +12,8 @@ from redis.retry import Retry
 from shared.microsoft.errors import Transient
 from shared.microsoft.limiter import LocalLimiter, RedisLimiter, make_limiter
 from shared.settings import Settings
-from tests.shared.microsoft.ms_fakes import FakeClock
+from tests.harness.redis_server import RedisServer
+from tests.shared.microsoft.ms_fakes import LIMITER_TEST_DB, FakeClock
 
 
 def test_local_bucket_bursts_then_paces(clock: FakeClock) -> None:
@@ -62,9 +63,9 @@ def test_local_limiter_is_thread_safe(clock: FakeClock) -> None:
     assert len(taken) == 50
 
 
-def test_make_limiter_follows_redis_url() -> None:
+def test_make_limiter_follows_redis_url(redis_server: RedisServer) -> None:
     assert isinstance(make_limiter(Settings(environment="test", redis_url=None)), LocalLimiter)
-    limiter = make_limiter(Settings(environment="test", redis_url="redis://127.0.0.1:6379/12"))
+    limiter = make_limiter(Settings(environment="test", redis_url=redis_server.url(LIMITER_TEST_DB)))
     assert isinstance(limiter, RedisLimiter)
 
 
