@@ -106,7 +106,7 @@ async def update_user(em: Emulator, req: Request) -> Response:
         if isinstance(profile, dict) and profile.get("password"):
             check_password(str(profile["password"]))
             user.password = str(profile["password"])
-            user.data["lastPasswordChangeDateTime"] = iso(time.time())
+            user.data["lastPasswordChangeDateTime"] = iso(em.clock.time())
         upn = body.pop("userPrincipalName", None)
         if upn and upn != user.upn:
             tenant.rename(user, str(upn))
@@ -146,7 +146,7 @@ async def assign_license(em: Emulator, req: Request) -> Response:
 async def member_of(em: Emulator, req: Request) -> Response:
     """The user's direct memberships: here its directory roles, as Graph's directoryRole objects."""
     tenant = guard.graph_tenant(em, req)
-    user = _visible_user(tenant, req.params["id"], time.time())
+    user = _visible_user(tenant, req.params["id"], em.clock.time())
     roles = [{"@odata.type": "#microsoft.graph.directoryRole", "id": stable_guid("role", f"{tenant.tenant_id}:{tid}"),
               "deletedDateTime": None, "description": DIRECTORY_ROLES[tid][1], "displayName": DIRECTORY_ROLES[tid][0],
               "roleTemplateId": tid} for tid in user.roles]
