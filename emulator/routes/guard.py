@@ -36,7 +36,7 @@ def bearer(em: Emulator, req: Request, resource: str, code: str) -> tuple[dict[s
 
 
 def throttle(em: Emulator, family: str, key: str, message: str) -> None:
-    verdict = em.throttle.check(family, key, em.faults.rate(family))
+    verdict = em.throttle.check(family, key, em.faults.rate(family), em.faults.retry_after_growth)
     if verdict.retry_after is None:
         return
     em.stats.count("throttled", key)

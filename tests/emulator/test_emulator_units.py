@@ -27,21 +27,55 @@ class FakeClock:
         return self.now
 
 
-def test_bucket_announces_retry_after_and_catches_early_callers() -> None:
+def test_bucket_announces_whole_seconds_and_catches_early_callers() -> None:
     clock = FakeClock()
     throttle = Throttle(clock)
     assert throttle.check("graph", "t", 2).retry_after is None
     assert throttle.check("graph", "t", 2).retry_after is None
     refused = throttle.check("graph", "t", 2)
-    assert refused.retry_after == 0.5 and not refused.violation
+    # A token is back in 0.5 s; Microsoft says whole seconds, and the key stays closed that long.
+    assert refused.retry_after == 1.0 and not refused.violation
     clock.now += 0.2
     early = throttle.check("graph", "t", 2)
-    assert early.violation and early.retry_after == 0.3
-    clock.now += 0.3
-    assert throttle.check("graph", "t", 2).retry_after is None
+    assert early.violation and early.retry_after == 1.0  # 0.8 s left, rounded up
+    clock.now += 0.8
+    assert throttle.check("graph", "t", 2).retry_after is None  # exactly at the announced moment
     assert throttle.check("graph", "other", 2).retry_after is None  # buckets are per key
+    assert throttle.check("exchange", "t", 2).retry_after is None  # and per API family
     assert throttle.check("graph", "t", None).retry_after is None  # no rate: no throttling
     assert (header_value(0.35), header_value(2.0)) == ("0.35", "2")
+
+
+def test_a_slow_limit_announces_longer_windows() -> None:
+    clock = FakeClock()
+    throttle = Throttle(clock)
+    assert throttle.check("partner_center", "p", 0.25).retry_after is None
+    assert throttle.check("partner_center", "p", 0.25).retry_after == 4.0
+    clock.now += 4.0
+    assert throttle.check("partner_center", "p", 0.25).retry_after is None
+
+
+def test_callers_that_ignore_the_window_make_it_grow() -> None:
+    clock = FakeClock()
+    throttle = Throttle(clock)
+    throttle.check("graph", "t", 1, growth=3)
+    assert throttle.check("graph", "t", 1, growth=3).retry_after == 1.0
+    clock.now += 0.5
+    ignored = throttle.check("graph", "t", 1, growth=3)
+    assert ignored.violation and ignored.retry_after == 3.0  # the window restarts three times longer
+    clock.now += 1.0
+    assert throttle.check("graph", "t", 1, growth=3).retry_after == 9.0
+    clock.now += 9.0
+    assert throttle.check("graph", "t", 1, growth=3).retry_after is None  # waited out: open again
+    assert throttle.check("graph", "t", 1, growth=3).retry_after == 1.0  # and back to the plain window
+    clock.now += 0.5
+    plain = Throttle(clock)
+    plain.check("graph", "t", 1)
+    plain.check("graph", "t", 1)
+    clock.now += 0.5
+    assert plain.check("graph", "t", 1).retry_after == 1.0  # without growth the window stays put
+    clock.now += 0.5
+    assert plain.check("graph", "t", 1).retry_after is None
 
 
 def test_filter_parses_what_the_engine_sends() -> None:
