@@ -59,3 +59,30 @@ def report_429(url: str, key: str, limits: Limits, retry_after: float) -> None:
     grant = limiter.acquire(key, limits, write=False, max_wait=1.0, reserved=False)
     assert grant.reason == "ok", grant
     limiter.release(key, limits, grant, "throttled", retry_after)
+
+
+def take_and_die(url: str, key: str, limits: Limits, slots: int) -> int:
+    """Take `slots` call slots of `key` and end without giving them back, as a killed worker does."""
+    limiter = RedisLimiter(redis.Redis.from_url(url))
+    taken = [limiter.acquire(key, limits, write=False, max_wait=1.0, reserved=False) for _ in range(slots)]
+    return sum(1 for g in taken if g.reason == "ok")
+
+
+def read_skus_twice(settings_values: dict[str, Any], partner: tuple[str, str, str], tenant_id: str) -> list[str]:
+    """A worker reading a tenant's SKUs twice through the product's clients: what each read ended with."""
+    from shared.microsoft.credentials import PartnerCredential
+    from shared.microsoft.errors import MicrosoftError
+    from shared.microsoft.factory import MicrosoftClients
+    from shared.settings import Settings
+
+    clients = MicrosoftClients(Settings(**settings_values))
+    graph = clients.graph(PartnerCredential(*partner), tenant_id)
+    outcomes = []
+    for _ in range(2):
+        try:
+            graph.subscribed_skus()
+            outcomes.append("ok")
+        except MicrosoftError as exc:
+            outcomes.append(f"{type(exc).__name__} {exc.status} {getattr(exc, 'retry_after', None)}")
+    clients.close()
+    return outcomes
