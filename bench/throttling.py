@@ -1,7 +1,7 @@
 """Throttling when Microsoft's limits are unknown: the real pipeline against a tenant whose limit it must learn.
 
 Default settings (the Graph ceiling is 300 calls/s per tenant, 4 calls in flight per tenant), a fresh
-PostgreSQL database, Redis (broker db 14, limiter db 13, flushed), the emulator with one tenant that
+PostgreSQL database, Redis (broker db 15, limiter db 5, flushed), the emulator with one tenant that
 allows `--limit` (20) Graph calls/s and as many Exchange calls/s, 5% transient errors (500, 503,
 dropped connections) and 2 s replication lag, and real processes: `provisioner api`, two
 `provisioner worker -P threads -c 4`, `provisioner beat`. Only clocks that decide how long the bench
@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 # Seeding here and the processes started below must encrypt and decrypt with the same key.
 os.environ.setdefault("SECRET_KEY", "bench-secret-key-" + "x" * 16)
 
-BROKER_DB, LIMITER_DB = 14, 13
+BROKER_DB, LIMITER_DB = 15, 5  # dbs no other suite or script of the project uses
 # Clocks that only decide how long the bench takes; every throttling setting keeps its default.
 BENCH_SETTINGS = {"ENVIRONMENT": "test", "LOG_LEVEL": "WARNING", "LOG_JSON": "false", "RECONCILE_INTERVAL_S": "1",
                   "MAILBOX_FIRST_DELAY_S": "0.2", "MAILBOX_MAX_DELAY_S": "2", "SYNC_DISPATCH_INTERVAL_S": "3600"}
