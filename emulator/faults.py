@@ -13,6 +13,8 @@ DEFAULTS: dict[str, Any] = {
     "graph_rate_per_tenant": None,
     "exchange_rate_per_tenant": None,  # None: same rate as Graph
     "partner_center_rate": None,
+    # A call inside an announced Retry-After window restarts it this many times longer (1: no growth).
+    "retry_after_growth": 1.0,
     "replication_lag_s": 0.0,
     "mailbox_delay_s": {"first": 0.0, "next": 0.0},
     "token_fail_rate": 0.0,
@@ -52,6 +54,8 @@ class Faults:
                 merged[key] = _number(key, value)
             if key in _RATES and not 0 <= merged[key] <= 1:
                 raise ApiError(400, "invalid", f"{key} must be between 0 and 1")
+            if key == "retry_after_growth" and merged[key] < 1:
+                raise ApiError(400, "invalid", "retry_after_growth must be at least 1")
         self.values = merged
 
     # -- the questions the request path asks --------------------------------------------------------
@@ -78,6 +82,10 @@ class Faults:
         if family == "graph":
             return self.values["graph_rate_per_tenant"]
         return self.values["partner_center_rate"]
+
+    @property
+    def retry_after_growth(self) -> float:
+        return float(self.values["retry_after_growth"])
 
     @property
     def replication_lag_s(self) -> float:

@@ -40,17 +40,25 @@ class Settings(BaseSettings):
     ms_timeout_s: float = 30.0
     ms_connect_timeout_s: float = 5.0
 
-    # Throttling etiquette, per tenant (Graph, Exchange) and per partner (Partner Center).
+    # Throttling etiquette, per tenant (Graph, Exchange) and per partner (Partner Center). The rates are
+    # ceilings: the allowed rate is learned from Microsoft's 429s (shared/microsoft/adaptive.py).
     graph_rate_per_tenant: float = Field(default=300.0, gt=0)
     graph_burst_per_tenant: float = Field(default=60.0, gt=0)
     partner_center_rate: float = Field(default=50.0, gt=0)
     partner_center_burst: float = Field(default=10.0, ge=1)
     exchange_rate_per_tenant: float = Field(default=50.0, gt=0)
     exchange_burst_per_tenant: float = Field(default=10.0, ge=1)
+    # Calls in flight per tenant (per partner for Partner Center) across all processes, and how many of
+    # them may be writes: a 429 can only catch the few calls already on the wire.
+    ms_concurrency_per_tenant: int = Field(default=4, ge=1, le=64)
+    ms_write_concurrency_per_tenant: int = Field(default=2, ge=1, le=64)
     retry_max_attempts: int = Field(default=6, ge=1)
     retry_max_wait_s: float = Field(default=30.0, gt=0)
-    # Waiting longer than this inside one call hands the wait back to the pipeline.
-    retry_budget_s: float = Field(default=60.0, gt=0)
+    # No single wait inside a call is longer than this (Retry-After, backoff, a busy tenant): a longer
+    # one ends the attempt with Throttled/Transient(retry_after) and the pipeline reschedules the step.
+    retry_inline_wait_s: float = Field(default=2.0, ge=0)
+    # All the waiting inside one call stays within this.
+    retry_budget_s: float = Field(default=10.0, gt=0)
 
     # Mailbox readiness: a durable timer on a growing interval.
     mailbox_first_delay_s: float = Field(default=5.0, gt=0)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import pytest
+import redis
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
@@ -114,3 +115,19 @@ def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch
     reset_settings()
     yield monkeypatch
     reset_settings()
+
+
+@pytest.fixture(scope="session")
+def limiter_redis_url(redis_server: RedisServer) -> str:
+    """The throttling tests' db on the session's private Redis (shared by the processes a test starts)."""
+    return redis_server.url(12)
+
+
+@pytest.fixture
+def limiter_redis(limiter_redis_url: str) -> Iterator[redis.Redis]:
+    """A client of that db, emptied before and after the test."""
+    client = redis.Redis.from_url(limiter_redis_url, socket_timeout=5)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()

@@ -35,7 +35,7 @@ def bearer(em: Emulator, req: Request, resource: str, code: str) -> tuple[dict[s
 
 
 def throttle(em: Emulator, family: str, key: str, message: str) -> None:
-    verdict = em.throttle.check(family, key, em.faults.rate(family))
+    verdict = em.throttle.check(family, key, em.faults.rate(family), em.faults.retry_after_growth)
     if verdict.retry_after is None:
         return
     em.stats.count("throttled", key)
@@ -87,7 +87,8 @@ def exchange_tenant(em: Emulator, req: Request, path_tenant: str) -> Tenant:
         raise ApiError(401, "Microsoft.Exchange.Security.Authorization.UnauthorizedAccessException",
                        "The token's tenant does not match the organization in the URL.")
     req.tenant_id = tenant.tenant_id
-    throttle(em, "exchange", tenant.tenant_id, "Too many requests. Retry after {seconds} seconds.")
+    throttle(em, "exchange", tenant.tenant_id,
+             "The request was throttled: the tenant's admin API budget is used up. Try again in {seconds} seconds.")
     if tenant.tenant_id != partner.tenant_id and not tenant.gdap_grants_access:
         raise ApiError(403, "Microsoft.Exchange.Security.Authorization.UnauthorizedAccessException",
                        "The user or application is not authorized to access this organization.")

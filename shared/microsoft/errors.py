@@ -3,7 +3,7 @@
 Exception tree:
 
     MicrosoftError                  any failed call to Microsoft (status, code, request_id)
-    ├── Throttled(retry_after)      429 (or 503 with Retry-After): wait, then retry — retryable
+    ├── Throttled(retry_after)      429, 503 with Retry-After, Exchange "server busy": wait — retryable
     ├── Transient                   5xx, 408, connection problems — retryable
     ├── AuthFailed                  sign-in refused, 401, unknown tenant, bad secret
     ├── Forbidden                   403: no GDAP role, MCA missing for a purchase (code 13605) ...
@@ -141,6 +141,9 @@ _MAILBOX_MISSING = {
     "exchange": ("managementobjectnotfoundexception", "couldn't be found"),
 }
 _PC_ALREADY_RECORDED = "600061"
+# Exchange's throttling answers (unconfirmed for the admin API: EWS says ErrorServerBusy, the PowerShell
+# budget says "throttl..."); they count as throttling when they also say how long to wait.
+_EXCHANGE_BUSY = ("serverbusy", "throttl", "toomanyrequests")
 
 
 def _as_dict(body: Any) -> dict[str, Any]:
@@ -184,6 +187,8 @@ def error_from_response(status: int, body: Any, service: Service, *, request_id:
         return Throttled(message, retry_after=retry_after if retry_after is not None else 1.0, **kw)
     if status >= 500 or status == 408:
         if status == 503 and retry_after is not None:  # Graph also throttles with 503 + Retry-After
+            return Throttled(message, retry_after=retry_after, **kw)
+        if service == "exchange" and retry_after is not None and any(m in haystack for m in _EXCHANGE_BUSY):
             return Throttled(message, retry_after=retry_after, **kw)
         if status == 501:
             return BadRequest(message, **kw)

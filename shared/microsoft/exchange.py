@@ -38,6 +38,8 @@ class ExchangeClient:
             headers={"X-AnchorMailbox": _ANCHOR.format(tenant=self.tenant_id)},
             # Get-Mailbox only reads; Set-Mailbox with "Add" leaves an address already there as it is.
             idempotent=True,
+            # Every cmdlet is a POST: only the Get- ones are reads, for the tenant's write slots.
+            write=not cmdlet.startswith("Get-"),
         )
 
     def get_mailbox(self, upn: str) -> dict[str, Any]:

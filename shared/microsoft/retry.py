@@ -1,12 +1,9 @@
-"""Retry rules: which errors repeat, how long to wait (Retry-After, capped backoff), when to give up."""
+"""Retry rules: which errors repeat, how long to wait (Retry-After, capped backoff), where a wait is read."""
 from __future__ import annotations
 
 import email.utils
 import re
 from collections.abc import Callable
-
-from tenacity import RetryCallState
-from tenacity.stop import stop_base
 
 from shared.backoff import backoff as shared_backoff
 from shared.microsoft.errors import Throttled, Transient
@@ -18,7 +15,10 @@ DEFAULT_RETRY_AFTER_S = 1.0
 # Spreads the wake-ups of processes released by the same Retry-After.
 THROTTLE_JITTER_MAX_S = 0.25
 
+# Partner Center: "Rate limit is exceeded. Try again in 57 seconds."; also seen in Exchange's answers.
 _TRY_AGAIN_IN = re.compile(r"try again in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
+# Exchange's server-busy answers carry the wait in milliseconds (EWS's BackOffMilliseconds).
+_BACK_OFF_MS = re.compile(r"backoffmilliseconds\W{0,4}(\d+)", re.IGNORECASE)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -37,9 +37,12 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 
 def retry_after_from_text(text: str) -> float | None:
-    """Partner Center also says it in words: "Rate limit is exceeded. Try again in 57 seconds."."""
+    """A wait said in words, when no header says it: "Try again in 57 seconds", "BackOffMilliseconds"."""
     match = _TRY_AGAIN_IN.search(text)
-    return float(match.group(1)) if match else None
+    if match:
+        return float(match.group(1))
+    match = _BACK_OFF_MS.search(text)
+    return int(match.group(1)) / 1000 if match else None
 
 
 def backoff(attempt: int, max_wait: float, random: Callable[[], float]) -> float:
@@ -56,29 +59,10 @@ def should_retry(exc: BaseException, idempotent: bool) -> bool:
     return False
 
 
-class Waiter:
-    """tenacity `wait`: honour Retry-After exactly (plus a little jitter), else back off."""
-
-    def __init__(self, max_wait: float, random: Callable[[], float]) -> None:
-        self._max_wait = max_wait
-        self._random = random
-
-    def __call__(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        pause = backoff(state.attempt_number, self._max_wait, self._random)
-        if isinstance(exc, Throttled):
-            return exc.retry_after + self._random() * min(THROTTLE_JITTER_MAX_S, exc.retry_after / 10)
-        if isinstance(exc, Transient) and exc.retry_after is not None:
-            return max(exc.retry_after, pause)
-        return pause
-
-
-class BudgetStop(stop_base):
-    """tenacity `stop`: give up when the next wait would end past the operation's deadline."""
-
-    def __init__(self, clock: Callable[[], float], deadline: float) -> None:
-        self._clock = clock
-        self._deadline = deadline
-
-    def __call__(self, state: RetryCallState) -> bool:
-        return self._clock() + state.upcoming_sleep > self._deadline
+def pause_before_retry(exc: Throttled | Transient, attempt: int, max_wait: float,
+                       random: Callable[[], float]) -> float:
+    """Honour Retry-After exactly (plus a little jitter), else back off."""
+    if isinstance(exc, Throttled):
+        return exc.retry_after + random() * min(THROTTLE_JITTER_MAX_S, exc.retry_after / 10)
+    pause = backoff(attempt, max_wait, random)
+    return max(exc.retry_after, pause) if exc.retry_after is not None else pause

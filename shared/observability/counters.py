@@ -1,8 +1,8 @@
-"""Cross-process counters (throttled calls per tenant, step retries) kept in Redis so the API can expose them."""
+"""Cross-process counters (429s and blocked time per tenant key, step retries) kept in Redis for the API's metrics."""
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from shared.settings import get_settings
@@ -11,9 +11,10 @@ if TYPE_CHECKING:
     import redis
 
 THROTTLED_KEY = "m365p:metrics:throttled_by_tenant"
+BLOCKED_KEY = "m365p:metrics:blocked_seconds_by_tenant"
 RETRIES_KEY = "m365p:metrics:retries_by_step"
 
-_local: dict[str, Counter[str]] = {THROTTLED_KEY: Counter(), RETRIES_KEY: Counter()}
+_local: dict[str, defaultdict[str, float]] = {k: defaultdict(float) for k in (THROTTLED_KEY, BLOCKED_KEY, RETRIES_KEY)}
 _lock = threading.Lock()
 
 
@@ -26,12 +27,15 @@ def _redis() -> redis.Redis | None:
     return get_redis()
 
 
-def incr(key: str, field: str, amount: int = 1) -> None:
-    """Count one event; never lets a metrics failure disturb the work being counted."""
+def incr(key: str, field: str, amount: float = 1) -> None:
+    """Count one event (or seconds); never lets a metrics failure disturb the work being counted."""
     try:
         r = _redis()
         if r is not None:
-            r.hincrby(key, field, amount)
+            if isinstance(amount, int):
+                r.hincrby(key, field, amount)
+            else:
+                r.hincrbyfloat(key, field, amount)
             return
     except Exception:
         return
@@ -39,19 +43,25 @@ def incr(key: str, field: str, amount: int = 1) -> None:
         _local[key][field] += amount
 
 
-def read(key: str) -> dict[str, int]:
+def read(key: str) -> dict[str, float]:
     try:
         r = _redis()
         if r is not None:
-            return {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in r.hgetall(key).items()}
+            return {k.decode() if isinstance(k, bytes) else k: float(v) for k, v in r.hgetall(key).items()}
     except Exception:
         return {}
     with _lock:
         return dict(_local[key])
 
 
-def throttled(tenant_id: str) -> None:
-    incr(THROTTLED_KEY, tenant_id)
+def throttled(label: str) -> None:
+    """A 429 for a limiter key's label (``graph:<tenant hash>``)."""
+    incr(THROTTLED_KEY, label)
+
+
+def blocked(label: str, seconds: float) -> None:
+    """Seconds a Retry-After newly closed the key for (the union of the windows, not the sum)."""
+    incr(BLOCKED_KEY, label, float(seconds))
 
 
 def retried(step: str) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -17,6 +18,10 @@ from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 QUEUES = ("provisioning", "polling", "sync")
+# Tenant keys whose learned rate one scrape reports at most (bounds the scrape's Redis SCAN).
+MAX_RATE_KEYS = 5000
+# `<api>:<12 hex>` (shared.microsoft.limiter.key_label); older releases counted raw tenant ids: left out.
+_HASHED = re.compile(r"^[a-z_]+:[0-9a-f]{12}$")
 STEP_WINDOW = timedelta(hours=1)
 
 
@@ -68,11 +73,7 @@ class ProvisionerCollector(Collector):
             yield count
 
     def _from_redis(self) -> Iterator[Metric]:
-        throttled = CounterMetricFamily("provisioner_throttled_calls", "Microsoft 429 answers by tenant",
-                                        labels=["tenant"])
-        for tenant, n in counters.read(counters.THROTTLED_KEY).items():
-            throttled.add_metric([tenant], n)
-        yield throttled
+        yield from throttling_metrics()
         retries = CounterMetricFamily("provisioner_step_retries", "Step retries by step", labels=["step"])
         for step, n in counters.read(counters.RETRIES_KEY).items():
             retries.add_metric([step], n)
@@ -89,3 +90,39 @@ class ProvisionerCollector(Collector):
                 yield depth
             finally:
                 client.close()
+
+
+def throttling_metrics() -> Iterator[Metric]:
+    """Per tenant key (``api`` and a hash of the tenant or partner id): 429s, seconds closed by
+    Retry-After windows, and the allowed rate learned so far (the configured ceiling until a 429)."""
+    from shared.microsoft.limiter import key_label
+    from shared.microsoft.limiter_redis import RedisLimiter
+    from shared.redis import get_redis
+
+    throttled = CounterMetricFamily("provisioner_throttled_calls", "Microsoft 429 answers by tenant key",
+                                    labels=["api", "tenant"])
+    for label, n in counters.read(counters.THROTTLED_KEY).items():
+        if _HASHED.match(label):
+            throttled.add_metric(label.split(":", 1), n)
+    yield throttled
+    blocked = CounterMetricFamily("provisioner_throttled_seconds", "Seconds tenant keys were closed by Retry-After",
+                                  labels=["api", "tenant"])
+    for label, seconds in counters.read(counters.BLOCKED_KEY).items():
+        if _HASHED.match(label):
+            blocked.add_metric(label.split(":", 1), seconds)
+    yield blocked
+    settings = get_settings()
+    ceilings = {"graph": settings.graph_rate_per_tenant, "exchange": settings.exchange_rate_per_tenant,
+                "partner_center": settings.partner_center_rate}
+    if not settings.redis_url:
+        return  # the in-process limiter lives in the worker, not here
+    rate = GaugeMetricFamily("provisioner_allowed_rate", "Calls/s a tenant key may make now (learned from 429s)",
+                             labels=["api", "tenant"])
+    for n, (key, learned) in enumerate(RedisLimiter(get_redis()).allowed_rates()):
+        if n >= MAX_RATE_KEYS:
+            break
+        api = key.split(":", 1)[0]
+        ceiling = ceilings.get(api)
+        if ceiling is not None:
+            rate.add_metric(key_label(key).split(":", 1), min(ceiling, learned) if learned is not None else ceiling)
+    yield rate

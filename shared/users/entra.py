@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.db.models import TenantConnection, User
-from shared.microsoft.errors import Conflict, NotFound
+from shared.microsoft.errors import Conflict, NotFound, Throttled
 from shared.pipeline.context import StepContext
 from shared.pipeline.outcomes import Done, RetrySoon, StepFailed
 from shared.pipeline.ports import Graph
@@ -103,6 +103,11 @@ def _create(ctx: StepContext, graph: Graph, user: User, upn: str) -> tuple[dict[
     ctx.checkpoint(create_sent_at=sent, create_attempts=[*(ctx.context.get("create_attempts") or []), sent])
     try:
         created = graph.create_user(body)
+    except Throttled:
+        # Refused by Microsoft (429) or by our limiter before sending: nothing was created, so the next
+        # attempt need not look for this one during create_confirm_s.
+        ctx.checkpoint(create_sent_at=None)
+        raise
     except Conflict as exc:
         ctx.note_error(exc)
         found = graph.find_user_by_upn(upn, select=ENTRA_FIELDS)

@@ -47,3 +47,21 @@ def test_exchange_token_must_match_the_organization(world: World) -> None:
     graph_token = world.graph()
     assert graph_token.post(f"/adminapi/beta/{world.tenant_id}/InvokeCommand",
                             json=_command("Get-Mailbox")).status_code == 401
+
+
+def test_exchange_throttles_per_tenant_apart_from_graph_in_its_own_shape(world: World) -> None:
+    from shared.microsoft.errors import Throttled, error_from_response
+
+    world.emulator.set_faults(graph_rate_per_tenant=None, exchange_rate_per_tenant=2)
+    exchange, graph = world.exchange(), world.graph()
+    path = f"/adminapi/beta/{world.tenant_id}/InvokeCommand"
+    answers = [exchange.post(path, json=_command("Get-Mailbox", Identity="nobody@contoso.com")) for _ in range(3)]
+    throttled = answers[-1]
+    assert [a.status_code for a in answers] == [404, 404, 429]
+    assert throttled.headers["Retry-After"] == "1"
+    body = throttled.json()["error"]
+    assert body["code"] == "TooManyRequests" and "|TooManyRequests|" in body["message"]
+    assert "Try again in 1 seconds" in body["message"]
+    assert graph.get("/v1.0/domains").status_code == 200  # Graph's bucket is another one
+    error = error_from_response(429, throttled.text, "exchange", retry_after=1.0)
+    assert isinstance(error, Throttled) and error.retry_after == 1.0

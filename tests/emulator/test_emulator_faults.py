@@ -30,6 +30,8 @@ def test_faults_merge_and_validate(world: World) -> None:
     assert control.get("/_emulator/faults").json() == merged
     assert control.put("/_emulator/faults", json={"nonsense": 1}).status_code == 400
     assert control.put("/_emulator/faults", json={"error_rate": 2}).status_code == 400
+    assert control.put("/_emulator/faults", json={"retry_after_growth": 0.5}).status_code == 400
+    assert control.put("/_emulator/faults", json={"retry_after_growth": 4}).json()["retry_after_growth"] == 4
 
 
 def test_throttle_then_recover_when_retry_after_is_honoured(world: World) -> None:
@@ -41,9 +43,8 @@ def test_throttle_then_recover_when_retry_after_is_honoured(world: World) -> Non
     throttled = graph.get("/v1.0/domains")
     assert throttled.status_code == 429
     assert throttled.json()["error"]["code"] == "TooManyRequests"
-    wait = float(throttled.headers["Retry-After"])
-    assert wait == 0.2  # one token at 5/s
-    world.emulator.advance_clock(wait)
+    assert throttled.headers["Retry-After"] == "1"  # whole seconds, as Microsoft sends them
+    world.emulator.advance_clock(1.0)
     assert graph.get("/v1.0/domains").status_code == 200
     stats = world.emulator.stats()
     assert stats["throttled"] == 1 and stats["retry_after_violations"] == 0
@@ -57,7 +58,8 @@ def test_ignoring_retry_after_is_a_violation(world: World) -> None:
     first = _until_throttled(graph, "/v1.0/users")
     world.emulator.advance_clock(float(first.headers["Retry-After"]) / 2)
     again = graph.get("/v1.0/users")
-    assert again.status_code == 429 and float(again.headers["Retry-After"]) == float(first.headers["Retry-After"]) / 2
+    # The time left, rounded up to whole seconds as Microsoft sends them.
+    assert again.status_code == 429 and again.headers["Retry-After"] == "1"
     stats = world.emulator.stats()
     assert stats["retry_after_violations"] == 1 and stats["throttled"] == 2
     assert stats["requests"]["GET /v1.0/users"]["429"] == 2
@@ -68,7 +70,19 @@ def test_partner_center_throttles_per_partner_in_its_own_shape(world: World) -> 
     throttled = _until_throttled(world.partner_center(), "/v1/customers")
     assert throttled.json()["statusCode"] == 429
     assert throttled.json()["message"].startswith("Rate limit is exceeded.")
-    assert float(throttled.headers["Retry-After"]) > 0
+    assert throttled.headers["Retry-After"] == "1"
+    assert throttled.json()["message"] == "Rate limit is exceeded. Try again in 1 seconds."
+
+
+def test_a_caller_ignoring_retry_after_is_throttled_longer(world: World) -> None:
+    world.emulator.set_faults(graph_rate_per_tenant=2, retry_after_growth=5)
+    graph = world.graph()
+    first = _until_throttled(graph, "/v1.0/users")
+    assert first.headers["Retry-After"] == "1"
+    again = graph.get("/v1.0/users")
+    assert again.status_code == 429 and again.headers["Retry-After"] == "5"
+    stats = world.emulator.stats()
+    assert stats["retry_after_violations"] == 1 and stats["by_tenant"][world.tenant_id]["retry_after_violations"] == 1
 
 
 def test_replication_lag_hides_a_new_user(world: World) -> None:

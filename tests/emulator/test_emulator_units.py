@@ -26,22 +26,55 @@ def frozen_clock() -> Clock:
     return clock
 
 
-def test_bucket_announces_retry_after_and_catches_early_callers() -> None:
+def test_bucket_announces_whole_seconds_and_catches_early_callers() -> None:
     clock = frozen_clock()
     throttle = Throttle(clock)
     assert throttle.check("graph", "t", 2).retry_after is None
     assert throttle.check("graph", "t", 2).retry_after is None
     refused = throttle.check("graph", "t", 2)
-    assert refused.retry_after == 0.5 and not refused.violation
+    # A token is back in 0.5 s; Microsoft says whole seconds, and the key stays closed that long.
+    assert refused.retry_after == 1.0 and not refused.violation
     clock.advance(0.2)
     early = throttle.check("graph", "t", 2)
-    # The time left, rounded up to hundredths (float noise of the clock's reading may add one).
-    assert early.violation and early.retry_after == pytest.approx(0.3, abs=0.011)
-    clock.advance(0.3)
-    assert throttle.check("graph", "t", 2).retry_after is None
+    assert early.violation and early.retry_after == 1.0  # 0.8 s left, rounded up
+    clock.advance(0.8)
+    assert throttle.check("graph", "t", 2).retry_after is None  # exactly at the announced moment
     assert throttle.check("graph", "other", 2).retry_after is None  # buckets are per key
+    assert throttle.check("exchange", "t", 2).retry_after is None  # and per API family
     assert throttle.check("graph", "t", None).retry_after is None  # no rate: no throttling
     assert (header_value(0.35), header_value(2.0)) == ("0.35", "2")
+
+
+def test_a_slow_limit_announces_longer_windows() -> None:
+    clock = frozen_clock()
+    throttle = Throttle(clock)
+    assert throttle.check("partner_center", "p", 0.25).retry_after is None
+    assert throttle.check("partner_center", "p", 0.25).retry_after == 4.0
+    clock.advance(4.0)
+    assert throttle.check("partner_center", "p", 0.25).retry_after is None
+
+
+def test_callers_that_ignore_the_window_make_it_grow() -> None:
+    clock = frozen_clock()
+    throttle = Throttle(clock)
+    throttle.check("graph", "t", 1, growth=3)
+    assert throttle.check("graph", "t", 1, growth=3).retry_after == 1.0
+    clock.advance(0.5)
+    ignored = throttle.check("graph", "t", 1, growth=3)
+    assert ignored.violation and ignored.retry_after == 3.0  # the window restarts three times longer
+    clock.advance(1.0)
+    assert throttle.check("graph", "t", 1, growth=3).retry_after == 9.0
+    clock.advance(9.0)
+    assert throttle.check("graph", "t", 1, growth=3).retry_after is None  # waited out: open again
+    assert throttle.check("graph", "t", 1, growth=3).retry_after == 1.0  # and back to the plain window
+    clock.advance(0.5)
+    plain = Throttle(clock)
+    plain.check("graph", "t", 1)
+    plain.check("graph", "t", 1)
+    clock.advance(0.5)
+    assert plain.check("graph", "t", 1).retry_after == 1.0  # without growth the window stays put
+    clock.advance(0.5)
+    assert plain.check("graph", "t", 1).retry_after is None
 
 
 def test_filter_parses_what_the_engine_sends() -> None:

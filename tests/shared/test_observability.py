@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import pytest
 
@@ -40,3 +41,43 @@ def test_counters_without_redis_count_in_process(settings_env: pytest.MonkeyPatc
     before = counters.read(counters.THROTTLED_KEY).get("graph:t-test", 0)
     counters.throttled("graph:t-test")
     assert counters.read(counters.THROTTLED_KEY)["graph:t-test"] == before + 1
+
+
+@pytest.mark.redis
+def test_throttling_metrics_per_tenant_key_name_no_tenant(limiter_redis: Any, limiter_redis_url: str,
+                                                          settings_env: pytest.MonkeyPatch) -> None:
+    import httpx
+    from prometheus_client.core import Metric
+
+    from shared.microsoft.credentials import PartnerCredential
+    from shared.microsoft.errors import Throttled
+    from shared.microsoft.factory import MicrosoftClients
+    from shared.observability.metrics import throttling_metrics
+    from shared.redis import reset_redis
+    from shared.settings import get_settings
+    from tests.shared.microsoft.ms_fakes import GRAPH, FakeMicrosoft, graph_error
+
+    tenant = "44444444-4444-4444-4444-444444444444"
+    client = limiter_redis
+    settings_env.setenv("REDIS_URL", limiter_redis_url)
+    settings_env.setenv("ENVIRONMENT", "test")
+    reset_redis()
+    client.hincrby(counters.THROTTLED_KEY, f"graph:{tenant}", 7)  # an older release's raw label
+    fake = FakeMicrosoft()
+    fake.on("GET", f"{GRAPH}/users/u1", graph_error(429, "TooManyRequests", "busy", headers={"Retry-After": "30"}))
+    try:
+        with httpx.Client(transport=httpx.MockTransport(fake)) as http:
+            ms = MicrosoftClients(get_settings(), http_client=http)
+            with pytest.raises(Throttled):
+                ms.graph(PartnerCredential("p", "app", "secret"), tenant).get_user("u1")
+        families: dict[str, Metric] = {m.name: m for m in throttling_metrics()}
+    finally:
+        reset_redis()
+    samples = {name: [(s.labels, s.value) for s in m.samples] for name, m in families.items()}
+    [(labels, n)] = samples["provisioner_throttled_calls"]
+    assert labels["api"] == "graph" and len(labels["tenant"]) == 12 and n == 1
+    [(labels_closed, seconds)] = samples["provisioner_throttled_seconds"]
+    assert labels_closed == labels and seconds == pytest.approx(30, abs=1)
+    [(labels_rate, rate)] = samples["provisioner_allowed_rate"]
+    assert labels_rate == labels and rate < get_settings().graph_rate_per_tenant
+    assert tenant not in repr(samples) and "4444" not in repr(samples)

@@ -26,8 +26,8 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
     for name in list(os.environ):
         if name.startswith("MS_") or name in ("REDIS_URL",):
             monkeypatch.delenv(name)
-    return Settings(environment="test", retry_max_attempts=6, retry_max_wait_s=30.0, retry_budget_s=60.0,
-                    graph_rate_per_tenant=1000.0, graph_burst_per_tenant=100.0)
+    return Settings(environment="test", retry_max_attempts=6, retry_max_wait_s=30.0, retry_inline_wait_s=2.0,
+                    retry_budget_s=10.0, graph_rate_per_tenant=1000.0, graph_burst_per_tenant=100.0)
 
 
 @pytest.fixture
@@ -47,6 +47,8 @@ def ms(settings: Settings, fake: FakeMicrosoft, clock: FakeClock) -> Iterator[Mi
                                sleep=clock.sleep, clock=clock.now)
     yield clients
     http.close()
+    # Whatever a test did, no call slept longer than the inline wait.
+    assert max(clock.sleeps, default=0.0) <= settings.retry_inline_wait_s
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from shared.microsoft.limiter import Limiter, Limits
+
 PARTNER = "11111111-1111-1111-1111-111111111111"
 CUSTOMER = "22222222-2222-2222-2222-222222222222"
 SECRET = "s3cr3t-client-secret-value"
@@ -118,3 +120,15 @@ def graph_error(status: int, code: str, message: str, headers: dict[str, str] | 
 
 def body_of(request: httpx.Request) -> Any:
     return json.loads(request.content) if request.content else None
+
+
+
+# What the product's defaults give one key, in the tests that drive a limiter directly.
+LIMITS = Limits(rate=100.0, burst=10.0, concurrency=4, write_concurrency=2, lease_s=40.0)
+
+
+def close_key(limiter: Limiter, key: str, seconds: float, limits: Limits = LIMITS) -> None:
+    """Microsoft answered 429 + Retry-After `seconds` to a call of `key` (through the public door)."""
+    grant = limiter.acquire(key, limits, write=False, max_wait=60.0, reserved=False)
+    assert grant.reason == "ok", grant
+    limiter.release(key, limits, grant, "throttled", seconds)

@@ -9,9 +9,8 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 import redis
 
-from tests.harness.redis_server import RedisServer
-from tests.shared.microsoft.ms_emulator import USERS, Seeded, hammer, seed, settings_for
-from tests.shared.microsoft.ms_fakes import LIMITER_TEST_DB
+from shared.microsoft.limiter_redis import RedisLimiter
+from tests.shared.microsoft.ms_emulator import hammer, seed
 
 testing = pytest.importorskip("emulator.testing")
 
@@ -30,20 +29,16 @@ def emulator() -> Iterator[testing.RunningEmulator]:
 
 
 @pytest.fixture
-def shared_redis(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    client = redis_server.client(LIMITER_TEST_DB)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+def shared_redis(limiter_redis: redis.Redis) -> redis.Redis:
+    return limiter_redis
 
 
 @pytest.mark.redis
-def test_two_processes_share_one_tenant_without_violations(emulator: testing.RunningEmulator,
-                                                           redis_server: RedisServer,
+def test_two_processes_share_one_tenant_without_violations(
+        limiter_redis_url: str, emulator: testing.RunningEmulator,
                                                            shared_redis: redis.Redis) -> None:
     world = seed(emulator, graph_rate_per_tenant=EMULATOR_RATE)
-    overrides = {"redis_url": redis_server.url(LIMITER_TEST_DB), "graph_rate_per_tenant": EMULATOR_RATE * CLIENT_SHARE,
+    overrides = {"redis_url": limiter_redis_url, "graph_rate_per_tenant": EMULATOR_RATE * CLIENT_SHARE,
                  "graph_burst_per_tenant": 5.0, "retry_budget_s": 30.0}
     start_at = time.time() + 3.0  # both processes signed in and connected before the window opens
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -59,22 +54,29 @@ def test_two_processes_share_one_tenant_without_violations(emulator: testing.Run
     window = results[0]["end"] - min(r["started"] for r in results)
     share = ok / window / EMULATOR_RATE
     assert share >= 0.8, f"achieved {share:.2f} of the emulator's allowed rate ({results}, {stats['throttled']=})"
-    assert shared_redis.exists(f"ms:limit:{{graph:{world.tenant_id}}}:bucket")
+    assert shared_redis.exists(f"ms:limit:{{graph:{world.tenant_id}}}:state")
 
 
-def test_retry_after_is_honoured_when_the_configured_rate_is_too_high(emulator: testing.RunningEmulator) -> None:
-    # One caller at a time (no request in flight when a 429 arrives): every 429 must be waited out,
-    # so the emulator throttles often and never sees a call inside its window.
-    from shared.microsoft.factory import MicrosoftClients
-
-    world: Seeded = seed(emulator, graph_rate_per_tenant=20.0)
-    clients = MicrosoftClients(settings_for(world, graph_rate_per_tenant=200.0, graph_burst_per_tenant=50.0))
-    graph = clients.graph(world.credential, world.tenant_id)
-    try:
-        for i in range(80):
-            assert graph.get_user(USERS[i % len(USERS)], select=["id"])["id"]
-    finally:
-        clients.close()
+@pytest.mark.redis
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_an_unknown_limit_is_learned_by_both_processes(
+        limiter_redis_url: str, emulator: testing.RunningEmulator,
+                                                       shared_redis: redis.Redis, concurrency: int) -> None:
+    # The configured rate is the default ceiling, 15 times what the tenant allows: only 429s can teach it.
+    world = seed(emulator, graph_rate_per_tenant=20.0)
+    overrides = {"redis_url": limiter_redis_url, "ms_concurrency_per_tenant": concurrency}
+    start_at = time.time() + 3.0
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(hammer, world, overrides, threads=4, start_at=start_at, seconds=SECONDS)
+                   for _ in range(2)]
+        results = [f.result(timeout=120) for f in futures]
     stats = emulator.stats()
-    assert stats["throttled"] > 0
-    assert stats["retry_after_violations"] == 0, stats
+    mine = stats["by_tenant"][world.tenant_id]
+    assert mine["throttled"] > 0  # it had to learn
+    # Only calls already on the wire when a 429 was announced can land inside its window.
+    assert mine.get("retry_after_violations", 0) <= (concurrency - 1) * mine["throttled"], (mine, results)
+    # Waits too long for a call were handed back as Throttled, never slept; nothing else failed.
+    assert all(set(r["failures"]) <= {"Throttled"} for r in results), results
+    learned = RedisLimiter(shared_redis).allowed_rates()
+    rate = dict(learned)[f"graph:{world.tenant_id}"]
+    assert rate is not None and rate < 300 / 2  # one rate, learned in Redis for both processes

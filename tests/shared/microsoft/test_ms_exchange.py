@@ -66,7 +66,9 @@ def test_smtp_address() -> None:
 
 def test_exchange_is_throttled_under_its_own_key(exo: ExchangeClient, fake: FakeMicrosoft,
                                                  ms: MicrosoftClients) -> None:
-    fake.on("POST", INVOKE, [httpx.Response(429, headers={"Retry-After": "3"}),
+    fake.on("POST", INVOKE, [httpx.Response(429, headers={"Retry-After": "1"}),
                              httpx.Response(200, json={"value": [{"Identity": "a"}]})])
     exo.get_mailbox("a@contoso.com")
     assert ms.limiter.blocked_for(f"graph:{CUSTOMER}") == 0.0
+    rates = dict(ms.limiter.allowed_rates())
+    assert rates[f"exchange:{CUSTOMER}"] is not None and f"graph:{CUSTOMER}" not in rates

@@ -11,7 +11,8 @@ from shared.microsoft import factory
 from shared.microsoft.credentials import PartnerCredential
 from shared.microsoft.exchange import ExchangeClient
 from shared.microsoft.graph import GraphClient
-from shared.microsoft.limiter import LocalLimiter, RedisLimiter
+from shared.microsoft.limiter import LocalLimiter
+from shared.microsoft.limiter_redis import RedisLimiter
 from shared.microsoft.partner_center import PartnerCenterClient
 from shared.settings import Settings, reset_settings
 from tests.harness.redis_server import RedisServer

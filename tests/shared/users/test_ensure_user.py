@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 
 from shared.db.types import utcnow
+from shared.microsoft.errors import Throttled
 from shared.pipeline.outcomes import Done, RetrySoon, StepFailed
 from shared.security import decrypt
 from shared.users.entra import ensure_user
@@ -79,6 +80,18 @@ def test_after_a_lost_create_answer_the_user_is_found_before_any_new_create(worl
     later = utcnow() + timedelta(seconds=world.settings.create_confirm_s)
     ensure_user(world.ctx(req, "ensure_user", now=later))  # window over, nobody found: create
     assert world.ms.created == ["fox@contoso.com"]
+
+
+@pytest.mark.parametrize("status", [429, None])  # Microsoft's 429, or our limiter's refusal before sending
+def test_a_throttled_create_created_nothing_so_the_next_attempt_creates_at_once(world, status):
+    user = world.user("gus@contoso.com")
+    req = world.b.provision(user, world.plan)
+    world.ms.fail["create_user"].append(Throttled("busy", retry_after=30, status=status))
+    with pytest.raises(Throttled):
+        ensure_user(world.ctx(req, "ensure_user"))
+    assert req.context["create_sent_at"] is None
+    ensure_user(world.ctx(req, "ensure_user"))  # no create_confirm_s of looking for a user never made
+    assert world.ms.created == ["gus@contoso.com"] and world.ms.calls["create_user"] == 2
 
 
 def test_a_linked_user_without_usage_location_gets_it_set(world):
