@@ -62,7 +62,8 @@ def main() -> None:
     with running_emulator() as emulator, emulator.client() as control:
         emulator.add_partner(**PARTNER)
         emulator.add_tenant(tenant_id=TENANT, company_name="Bench", initial_domain="bench.onmicrosoft.com",
-                            skus=[{"sku_part_number": "O365_BUSINESS_ESSENTIALS", "units": args.users}])
+                            skus=[{"sku_part_number": "O365_BUSINESS_ESSENTIALS", "units": args.users}],
+                            consented_apps=[PARTNER["client_id"]])
         control.post(f"/_emulator/tenants/{TENANT}/users:generate",
                      json={"count": args.users, "licensed_sku": "O365_BUSINESS_ESSENTIALS"}).raise_for_status()
         users = [u["id"] for u in control.get(f"/_emulator/tenants/{TENANT}").json()["users"]]

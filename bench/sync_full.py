@@ -35,7 +35,7 @@ def _seed_tenant(em: RunningEmulator, users: int) -> str:
     em.add_partner(*PARTNER)
     tenant = em.add_tenant(company_name="Bench", initial_domain="bench.onmicrosoft.com", gdap="active",
                            mca_signed=True, domains=[{"name": "bench.example", "verified": True}],
-                           skus=[{"sku_part_number": SKU, "units": users + 1000}])
+                           skus=[{"sku_part_number": SKU, "units": users + 1000}], consented_apps=[PARTNER[1]])
     with em.client(timeout=300) as http:
         http.post(f"/_emulator/tenants/{tenant['tenant_id']}/users:generate",
                   json={"count": users, "licensed_sku": SKU}).raise_for_status()

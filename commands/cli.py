@@ -14,6 +14,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="m365-provisioner: provisioning engine for Microsoft 365 resellers.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
 app.add_typer(keys_app, name="keys")
+partner_app = typer.Typer(no_args_is_help=True, help="A reseller's own Microsoft access.")
+app.add_typer(partner_app, name="partner")
 
 PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -131,6 +133,26 @@ def keys_create(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(key)
+
+
+@partner_app.command("consent")
+def partner_consent(
+    provider: Annotated[str, typer.Option("--provider", help="the service provider (reseller) id")],
+) -> None:
+    """Sign in once as a partner admin (device code), store the App+User refresh token, show the access it gives."""
+    from shared.providers.consent import ConsentFailed, consent_partner
+
+    settings = load_settings()
+    try:
+        done = consent_partner(provider, settings=settings, show=typer.echo)
+    except (LookupError, ConsentFailed) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"Stored the App+User refresh token of {done.provider_name} (scope {done.scope or 'not given'}).")
+    if done.resumed:
+        typer.echo(f"{len(done.resumed)} request(s) blocked on the old credential run again.")
+    for check in done.checks:
+        typer.echo(f"{check.status:<8} {check.name}: {check.detail}" + (f". Fix: {check.fix}" if check.fix else ""))
 
 
 def main() -> None:

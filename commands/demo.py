@@ -16,19 +16,20 @@ from shared.security import encrypt
 DEMO_PROVIDER = "Demo Reseller"
 
 
-def _demo_tenants(partner_tenant: str) -> list[dict[str, object]]:
+def _demo_tenants(partner_app: str) -> list[dict[str, object]]:
+    """Two customer tenants that already consented to the demo partner's app (CPV)."""
     return [
         {"company_name": "Contoso Ltd", "initial_domain": "contoso.onmicrosoft.com",
          "domains": [{"name": "contoso.example", "verified": True}],
          "skus": [{"sku_part_number": "O365_BUSINESS_PREMIUM", "units": 25, "service_plans": ["EXCHANGE_S_STANDARD"]},
                   {"sku_part_number": "EXCHANGESTANDARD", "units": 10, "service_plans": ["EXCHANGE_S_STANDARD"]}],
-         "mca_signed": False, "gdap": "active",
+         "mca_signed": False, "gdap": "active", "consented_apps": [partner_app],
          "users": [{"userPrincipalName": "admin@contoso.example", "displayName": "Contoso Admin",
                     "mailNickname": "admin", "accountEnabled": True, "usageLocation": "GB"}]},
         {"company_name": "Fabrikam Inc", "initial_domain": "fabrikam.onmicrosoft.com",
          "domains": [{"name": "fabrikam.example", "verified": False}],
          "skus": [{"sku_part_number": "SPE_E3", "units": 5, "service_plans": ["EXCHANGE_S_ENTERPRISE"]}],
-         "mca_signed": True, "gdap": "active", "users": []},
+         "mca_signed": True, "gdap": "active", "consented_apps": [partner_app], "users": []},
     ]
 
 
@@ -43,7 +44,7 @@ def seed_demo(*, emulator_root: str, ca_path: str, var: Path) -> str:
             trust = ssl.create_default_context(cafile=ca_path)
             with httpx.Client(base_url=emulator_root, verify=trust, timeout=30) as emu:
                 emu.post("/_emulator/partners", json=partner).raise_for_status()
-                for tenant in _demo_tenants(partner["tenant_id"]):
+                for tenant in _demo_tenants(partner["client_id"]):
                     emu.post("/_emulator/tenants", json=tenant).raise_for_status()
             sp = ServiceProvider(name=DEMO_PROVIDER, kind="indirect", pc_tenant_id=partner["tenant_id"],
                                  pc_client_id=partner["client_id"],

@@ -20,6 +20,8 @@ DEFAULTS: dict[str, Any] = {
     "token_fail_rate": 0.0,
     "token_lifetime_s": 3599,
     "new_tenant_token_delay_s": 0.0,
+    # A CPV consent granted through Partner Center gives tokens only this long after (propagation).
+    "consent_delay_s": 0.0,
 }
 _NESTED = ("latency_ms", "mailbox_delay_s")
 _RATES = ("error_rate", "token_fail_rate")

@@ -8,10 +8,11 @@ from typing import Any
 
 import orjson
 
+from .access import Consent
 from .tenant import Domain, Sku, Tenant
 from .tls import write_atomically
 from .users import User
-from .world import Partner, World
+from .world import World
 
 FORMAT = 1
 
@@ -24,6 +25,7 @@ def dump(world: World, faults: dict[str, Any]) -> dict[str, Any]:
         "partners": [p.view() for p in world.partners.values()],
         "tenants": [_dump_tenant(t) for t in world.tenants.values()],
         "cursors": list(world.cursors.items()),
+        "refresh_tokens": [[token, owner, revoked] for token, (owner, revoked) in world.refresh_tokens.items()],
     }
 
 
@@ -39,7 +41,9 @@ def _dump_tenant(t: Tenant) -> dict[str, Any]:
                    "mailbox": u.mailbox, "mailbox_ready_at": u.mailbox_ready_at, "password": u.password,
                    "roles": u.roles}
                   for u in t.users.values()],
-        "tombstones": t.tombstones, "timers": t.timers,
+        "tombstones": t.tombstones, "timers": t.timers, "gdap_roles": t.gdap_roles,
+        "consents": {app: {"granted_at": c.granted_at, "effective_at": c.effective_at, "grants": sorted(c.grants)}
+                     for app, c in t.consents.items()},
     }
 
 
@@ -48,7 +52,7 @@ def load(data: dict[str, Any]) -> tuple[World, dict[str, Any]]:
         raise ValueError(f"unknown state format {data.get('format')!r}")
     world = World(base64.b64decode(data["signing_key"]))
     for p in data["partners"]:
-        world.partners[p["client_id"]] = Partner(**p)
+        world.add_partner(p)
     for raw in data["tenants"]:
         tenant = Tenant(raw["tenant_id"], raw["company_name"], raw["initial_domain"], raw["created_at"])
         tenant.gdap, tenant.mca, tenant.seq = raw["gdap"], raw["mca"], raw["seq"]
@@ -66,10 +70,18 @@ def load(data: dict[str, Any]) -> tuple[World, dict[str, Any]]:
             tenant.by_upn[user.upn.lower()] = user.id
         tenant.tombstones = dict(raw["tombstones"])
         tenant.timers = [tuple(t) for t in raw["timers"]]
+        tenant.gdap_roles = list(raw.get("gdap_roles", tenant.gdap_roles))
+        if "consents" in raw:
+            tenant.consents = {app: Consent(c["granted_at"], c["effective_at"], frozenset(c["grants"]))
+                               for app, c in raw["consents"].items()}
+        else:  # saved before consents existed, when every partner app could sign in everywhere
+            world.set_consents(tenant, list(world.partners), now=raw["created_at"])
         heapq.heapify(tenant.timers)
         world.tenants[tenant.tenant_id] = tenant
     for token, state in data.get("cursors", []):
         world.cursors[token] = state
+    for token, owner, revoked in data.get("refresh_tokens", []):
+        world.refresh_tokens[token] = (owner, revoked)
     return world, data.get("faults") or {}
 
 

@@ -25,6 +25,7 @@ class Stats:
         self.licence_removals = 0
         self.tokens_issued = 0
         self.token_failures = 0
+        self.consents = 0
         self.injected_errors: defaultdict[str, int] = defaultdict(int)
         self.by_tenant: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
 
@@ -52,6 +53,7 @@ class Stats:
             "licence_removals": self.licence_removals,
             "tokens_issued": self.tokens_issued,
             "token_failures": self.token_failures,
+            "consents": self.consents,
             "injected_errors": dict(self.injected_errors),
             "by_tenant": {tid: dict(c) for tid, c in self.by_tenant.items()},
             "uptime_s": round(time.time() - self.started, 3),

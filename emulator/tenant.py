@@ -1,4 +1,4 @@
-"""One customer tenant: domains, SKUs with seat counts, users, agreement, GDAP, and its change log."""
+"""One customer tenant: domains, SKUs with seat counts, users, agreement, GDAP, consents, and its change log."""
 from __future__ import annotations
 
 import asyncio
@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import catalog
+from .access import DEFAULT_ROLES, Consent
 from .errors import ApiError, bad_request
 from .users import MSG_BAD_DOMAIN, MSG_DUPLICATE_UPN, User, upn_domain
 
@@ -75,6 +76,9 @@ class Tenant:
         self.sku_by_id: dict[str, Sku] = {}
         self.mca: dict[str, Any] | None = None
         self.gdap = "active"
+        self.gdap_roles: list[str] = list(DEFAULT_ROLES)
+        # Partner apps with CPV consent here, by client id (see emulator.access).
+        self.consents: dict[str, Consent] = {}
         self.users: dict[str, User] = {}
         self.by_upn: dict[str, str] = {}
         self.tombstones: dict[str, int] = {}
@@ -267,7 +271,9 @@ class Tenant:
             "initial_domain": self.initial_domain,
             "domains": [d.view() for d in self.domains.values()],
             "skus": [s.view() for s in self.skus.values()],
-            "mca_signed": self.mca is not None, "mca": self.mca, "gdap": self.gdap,
+            "mca_signed": self.mca is not None, "mca": self.mca, "gdap": self.gdap, "gdap_roles": self.gdap_roles,
+            "consented_apps": sorted(self.consents),
+            "consents": [c.view(app) for app, c in sorted(self.consents.items())],
             "user_count": len(self.users),
         }
         if with_users:

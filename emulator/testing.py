@@ -94,6 +94,17 @@ class RunningEmulator:
         response.raise_for_status()
         return response.json()
 
+    def device_codes(self) -> list[dict[str, Any]]:
+        """Device-code sign-ins waiting for a person (user codes only)."""
+        response = self._control.get("/_emulator/device-codes")
+        response.raise_for_status()
+        return list(response.json()["items"])
+
+    def answer_device_code(self, user_code: str, *, approve: bool = True) -> dict[str, Any]:
+        response = self._control.post(f"/_emulator/device-codes/{user_code}/{'approve' if approve else 'decline'}")
+        response.raise_for_status()
+        return response.json()
+
     def token(self, tenant_id: str, client_id: str, client_secret: str,
               resource: str = "https://graph.microsoft.com") -> str:
         """A client-credentials access token straight from the token endpoint (no msal cache)."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import catalog
+from .access import ALL_GRANTS, Consent, check_roles
 from .clock import iso
 from .errors import ApiError
 from .tenant import GDAP_STATES, Tenant
@@ -15,6 +16,22 @@ from .users import new_user_data, role_templates
 
 # Delta and paging cursors are kept server-side; the oldest are forgotten, like Microsoft's expire.
 MAX_CURSORS = 20_000
+
+
+@dataclass
+class DeviceCode:
+    """A pending device-code sign-in (msal's device flow): approved or declined through the control API."""
+
+    user_code: str
+    client_id: str
+    tenant_id: str
+    resource: str
+    expires_at: float
+    state: str = "pending"  # pending | approved | declined
+
+    def view(self) -> dict[str, Any]:
+        return {"user_code": self.user_code, "client_id": self.client_id, "tenant_id": self.tenant_id,
+                "resource": self.resource, "state": self.state}
 
 
 @dataclass
@@ -35,12 +52,17 @@ class World:
         self.partners: dict[str, Partner] = {}
         self.tenants: dict[str, Tenant] = {}
         self.cursors: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        # Refresh tokens issued to partner apps: token -> (client id, revoked).
+        self.refresh_tokens: dict[str, tuple[str, bool]] = {}
+        self.device_codes: dict[str, DeviceCode] = {}  # by device_code (the secret half)
 
     def reset(self) -> None:
         # The signing key survives: it is the server's identity, not part of the world.
         self.partners.clear()
         self.tenants.clear()
         self.cursors.clear()
+        self.refresh_tokens.clear()
+        self.device_codes.clear()
 
     # -- partners ----------------------------------------------------------------------------------
     def add_partner(self, spec: dict[str, Any]) -> Partner:
@@ -50,7 +72,34 @@ class World:
         except KeyError as missing:
             raise ApiError(400, "invalid", f"{missing.args[0]} is required") from None
         self.partners[partner.client_id] = partner
+        self.refresh_tokens[partner.refresh_token] = (partner.client_id, False)
         return partner
+
+    def issue_refresh_token(self, client_id: str) -> str:
+        token = secrets.token_urlsafe(48)
+        self.refresh_tokens[token] = (client_id, False)
+        return token
+
+    def revoke_refresh_tokens(self, client_id: str) -> int:
+        """Every refresh token of the app stops working (a password reset, an admin's revocation)."""
+        mine = [t for t, (owner, revoked) in self.refresh_tokens.items() if owner == client_id and not revoked]
+        for token in mine:
+            self.refresh_tokens[token] = (client_id, True)
+        return len(mine)
+
+    # -- device-code sign-ins ----------------------------------------------------------------------
+    def start_device_code(self, client_id: str, tenant_id: str, resource: str, *, now: float,
+                          lifetime_s: float) -> tuple[str, DeviceCode]:
+        # Expired ones go first: the table holds only sign-ins someone may still finish.
+        for key in [k for k, d in self.device_codes.items() if d.expires_at <= now]:
+            del self.device_codes[key]
+        user_code = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(9))
+        device_code = secrets.token_urlsafe(32)
+        self.device_codes[device_code] = DeviceCode(user_code, client_id, tenant_id, resource, now + lifetime_s)
+        return device_code, self.device_codes[device_code]
+
+    def device_code_by_user_code(self, user_code: str) -> DeviceCode | None:
+        return next((d for d in self.device_codes.values() if d.user_code == user_code.upper()), None)
 
     # -- tenants -----------------------------------------------------------------------------------
     def tenant_by_domain(self, name: str) -> Tenant | None:
@@ -96,6 +145,10 @@ class World:
             if spec["gdap"] not in GDAP_STATES:
                 raise ApiError(400, "invalid", f"gdap must be one of {GDAP_STATES}")
             tenant.gdap = str(spec["gdap"])
+        if "gdap_roles" in spec:
+            tenant.gdap_roles = check_roles(spec["gdap_roles"])
+        if "consented_apps" in spec:
+            self.set_consents(tenant, spec["consented_apps"], now=now)
         if "mca_signed" in spec:
             self.set_mca(tenant, bool(spec["mca_signed"]), now=now)
         for body in spec.get("users") or []:
@@ -113,6 +166,16 @@ class World:
                 "templateId": catalog.MCA_TEMPLATE_ID, "dateAgreed": iso(now), "type": "MicrosoftCustomerAgreement",
                 "agreementLink": catalog.MCA_LINK,
             }
+
+    @staticmethod
+    def set_consents(tenant: Tenant, client_ids: list[str], *, now: float) -> None:
+        """The seed says which apps are consented now: kept ones take effect at once, others go."""
+        if not isinstance(client_ids, list) or not all(isinstance(c, str) and c for c in client_ids):
+            raise ApiError(400, "invalid", "consented_apps must be a list of client ids")
+        kept = {c: tenant.consents.get(c) for c in client_ids}
+        tenant.consents = {c: Consent(old.granted_at if old else now, min(old.effective_at, now) if old else now,
+                                      ALL_GRANTS)
+                           for c, old in kept.items()}
 
     @staticmethod
     def seed_user(tenant: Tenant, body: dict[str, Any], *, now: float) -> None:

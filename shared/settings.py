@@ -90,6 +90,16 @@ class Settings(BaseSettings):
     # A new tenant's tokens may be refused for a few minutes after Partner Center creates it.
     tenant_ready_poll_s: float = Field(default=30.0, gt=0)
     tenant_ready_deadline_s: float = Field(default=1800.0, gt=0)
+    # After the partner app's consent is granted on connect, tokens for the tenant are tried on a growing
+    # interval (consent propagates over minutes) until this deadline, then the request is blocked.
+    consent_poll_first_s: float = Field(default=10.0, gt=0)
+    consent_poll_max_s: float = Field(default=120.0, gt=0)
+    consent_deadline_s: float = Field(default=900.0, gt=0)
+    # Requests blocked on access (consent, GDAP roles, the reseller's credential): beat looks every
+    # access_resume_interval_s at up to access_resume_batch of them, each at most every access_recheck_s.
+    access_resume_interval_s: float = Field(default=60.0, gt=0)
+    access_resume_batch: int = Field(default=50, ge=1)
+    access_recheck_s: float = Field(default=300.0, gt=0)
 
     # API.
     api_max_body_bytes: int = Field(default=2_000_000, gt=0)

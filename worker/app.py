@@ -37,6 +37,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": 10.0,
             "options": {"expires": 10.0},
         },
+        "resume-blocked-access": {
+            "task": "worker.tasks.maintenance.resume_access",
+            "schedule": settings.access_resume_interval_s,
+            "options": {"expires": settings.access_resume_interval_s},
+        },
         "cleanup": {
             "task": "worker.tasks.maintenance.cleanup",
             "schedule": 3600.0,

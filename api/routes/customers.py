@@ -7,8 +7,10 @@ from fastapi import APIRouter, Query, Response
 
 from api.deps import NO_QUERY, IdemDep, IdPath, PrincipalDep, UowDep, answer, json
 from api.problems import responses
+from api.schemas import access
 from api.schemas import customers as sch
 from shared.customers import licences, service, tenant
+from shared.tenants import health
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 LIVE = responses(409, 502, 503)
@@ -48,3 +50,10 @@ def search_tenants(customer_id: IdPath, who: PrincipalDep, uow: UowDep,
 def get_licences(customer_id: IdPath, who: PrincipalDep, uow: UowDep) -> Response:
     seats = licences.licences(uow, who, customer_id)
     return json(sch.LicenceList(items=[sch.licence_public(s) for s in seats]).model_dump(mode="json"))
+
+
+@router.get("/{customer_id}/access", response_model=access.TenantAccessPublic, responses=responses(404, 409),
+            dependencies=[NO_QUERY],
+            summary="Live check of the customer's tenant access (consent, GDAP status, roles, expiry), with fixes")
+def get_access(customer_id: IdPath, who: PrincipalDep, uow: UowDep) -> Response:
+    return json(access.present_access(health.customer_access(uow, who, customer_id)))

@@ -5,10 +5,11 @@ from fastapi import APIRouter, Response
 
 from api.deps import NO_QUERY, IdemDep, IdPath, PrincipalDep, UowDep, answer, json
 from api.problems import responses
+from api.schemas import access
 from api.schemas import requests as rq
 from api.schemas import service_providers as sch
-from shared.providers import service
-from shared.providers.service import PartnerCenterInput
+from shared.providers import health, service
+from shared.providers.service import CredentialsInput, PartnerCenterInput
 
 router = APIRouter(prefix="/v1/service-providers", tags=["service providers"], dependencies=[NO_QUERY])
 
@@ -54,3 +55,17 @@ def provision_microsoft_online(sp: IdPath, body: sch.MicrosoftOnlineServiceUpdat
                                uow: UowDep, idem: IdemDep) -> Response:
     return answer(service.provision_microsoft_online(uow, who, sp, body.user_plans, idem=idem,
                                                      present=rq.present))
+
+
+@router.post("/{sp}/credentials", response_model=sch.CredentialsRotated, responses=responses(404, 409),
+             summary="Rotate the Partner Center client secret and/or App+User refresh token (never echoed)")
+def rotate_credentials(sp: IdPath, body: sch.CredentialsUpdate, who: PrincipalDep, uow: UowDep,
+                       idem: IdemDep) -> Response:
+    return answer(service.rotate_credentials(uow, who, sp, CredentialsInput(body.client_secret, body.refresh_token),
+                                             idem=idem, present=sch.present_rotated))
+
+
+@router.get("/{sp}/health", response_model=access.ProviderHealthPublic, responses=responses(404),
+            summary="Live check of the reseller's Microsoft access: what works, what does not, and the fix")
+def provider_health(sp: IdPath, who: PrincipalDep, uow: UowDep) -> Response:
+    return json(access.present_health(health.provider_health(uow, who, sp)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from api.schemas.common import Id, Input, Name
 
@@ -44,6 +44,25 @@ class ServiceProviderPublic(BaseModel):
     created_at: datetime
 
 
+class CredentialsUpdate(Input):
+    """A new client secret and/or App+User refresh token; both stored encrypted, never returned."""
+
+    client_secret: Secret | None = Field(default=None, description="The partner app's new client secret")
+    refresh_token: Secret | None = Field(default=None, description="A new App+User refresh token (secure "
+                                                                   "application model)")
+
+    @model_validator(mode="after")
+    def _something(self) -> CredentialsUpdate:
+        if self.client_secret is None and self.refresh_token is None:
+            raise ValueError("give client_secret, refresh_token or both")
+        return self
+
+
+class CredentialsRotated(ServiceProviderPublic):
+    resumed_request_ids: list[str] = Field(description="Requests that were blocked on the old credential "
+                                                       "(partner_credentials_invalid) and run again now")
+
+
 class ServiceProviderList(BaseModel):
     items: list[ServiceProviderPublic]
 
@@ -69,6 +88,10 @@ class ProviderServicePublic(BaseModel):
 
 class ProviderServiceList(BaseModel):
     items: list[ProviderServicePublic]
+
+
+def present_rotated(rotated: Any) -> dict[str, Any]:
+    return {**present(rotated.provider), "resumed_request_ids": rotated.resumed}
 
 
 def present(row: Any) -> dict[str, Any]:

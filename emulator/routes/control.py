@@ -1,4 +1,5 @@
-"""The `/_emulator` control API: reset, partners, tenants and their users, faults, stats, the clock."""
+"""The `/_emulator` control API: reset, partners (and their refresh tokens), device-code sign-ins, tenants and
+their users, faults, stats, the clock."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -33,6 +34,34 @@ async def add_partner(em: Emulator, req: Request) -> Response:
 
 async def list_partners(em: Emulator, req: Request) -> Response:
     return json_response({"items": [p.view() for p in em.world.partners.values()]})
+
+
+async def revoke_refresh_tokens(em: Emulator, req: Request) -> Response:
+    """Every refresh token of the app stops working (invalid_grant AADSTS50173), as after a password reset."""
+    client_id = req.params["client"]
+    if client_id not in em.world.partners:
+        raise ApiError(404, "not_found", f"no partner app {client_id}")
+    return json_response({"revoked": em.world.revoke_refresh_tokens(client_id)})
+
+
+async def list_device_codes(em: Emulator, req: Request) -> Response:
+    """Device-code sign-ins someone may still approve (the user codes, never the device codes)."""
+    now = em.clock.time()
+    return json_response({"items": [d.view() for d in em.world.device_codes.values() if d.expires_at > now]})
+
+
+async def answer_device_code(em: Emulator, req: Request) -> Response:
+    """The person at the verification page: `approve` signs in (msal's poll then gets tokens), `decline` refuses."""
+    answer = req.params["answer"]
+    if answer not in ("approve", "decline"):
+        raise ApiError(404, "not_found", f"no action {answer}; use approve or decline")
+    pending = em.world.device_code_by_user_code(req.params["code"])
+    if pending is None or pending.expires_at <= em.clock.time():
+        raise ApiError(404, "not_found", f"no pending device code {req.params['code']}")
+    if pending.state != "pending":
+        raise ApiError(409, "conflict", f"device code {pending.user_code} was already {pending.state}")
+    pending.state = "approved" if answer == "approve" else "declined"
+    return json_response(pending.view())
 
 
 async def create_tenant(em: Emulator, req: Request) -> Response:
@@ -192,6 +221,9 @@ ROUTES = [
     route("POST", "/_emulator/reset", reset, "control"),
     route("POST", "/_emulator/partners", add_partner, "control"),
     route("GET", "/_emulator/partners", list_partners, "control"),
+    route("POST", "/_emulator/partners/{client}/revoke-refresh-tokens", revoke_refresh_tokens, "control"),
+    route("GET", "/_emulator/device-codes", list_device_codes, "control"),
+    route("POST", "/_emulator/device-codes/{code}/{answer}", answer_device_code, "control"),
     route("POST", "/_emulator/tenants", create_tenant, "control"),
     route("GET", "/_emulator/tenants", list_tenants, "control"),
     route("GET", "/_emulator/tenants/{tenant}", get_tenant, "control"),

@@ -13,9 +13,9 @@ from .shapes import GRAPH_JSON
 if TYPE_CHECKING:
     from ..app import Emulator
 
-# Roles a typical CSP GDAP relationship grants (User Administrator, License Administrator, Exchange Administrator).
-_GDAP_ROLES = ("fe930be7-5e62-47db-91af-98c3a49a38b1", "4d6ac14f-3453-41d0-bef9-a3e0c569773a",
-               "29232cdf-9323-42fd-ade2-1d097af3e4de")
+# A relationship lasts two years; one `expiring` ends within this many days.
+_DURATION_DAYS = 730
+_EXPIRING_DAYS = 7
 
 
 def _collection(req: Request, entity_set: str, items: list[dict[str, Any]]) -> Response:
@@ -52,24 +52,27 @@ async def list_subscribed_skus(em: Emulator, req: Request) -> Response:
     return _collection(req, "subscribedSkus", [subscribed_sku(tenant, p) for p in tenant.skus])
 
 
-def gdap_relationship(tenant: Tenant) -> dict[str, Any]:
+def gdap_relationship(tenant: Tenant, now: float) -> dict[str, Any]:
     start = iso(tenant.created_at)
-    end = iso(tenant.created_at + 730 * 86400)
+    ends = now + _EXPIRING_DAYS * 86400 if tenant.gdap == "expiring" else \
+        tenant.created_at + _DURATION_DAYS * 86400
+    end = iso(ends)
     return {
         "@odata.type": "#microsoft.graph.delegatedAdminRelationship",
         "id": catalog.stable_guid("gdap", tenant.tenant_id) + "-" + catalog.stable_guid("gdap2", tenant.tenant_id),
-        "displayName": f"CSP {tenant.company_name}"[:50], "duration": "P730D", "status": tenant.gdap,
+        "displayName": f"CSP {tenant.company_name}"[:50], "duration": f"P{_DURATION_DAYS}D", "status": tenant.gdap,
         "autoExtendDuration": "P180D", "createdDateTime": start, "lastModifiedDateTime": start,
         "activatedDateTime": start, "endDateTime": end,
         "customer": {"tenantId": tenant.tenant_id, "displayName": tenant.company_name},
-        "accessDetails": {"unifiedRoles": [{"roleDefinitionId": role} for role in _GDAP_ROLES]},
+        "accessDetails": {"unifiedRoles": [{"roleDefinitionId": role} for role in tenant.gdap_roles]},
     }
 
 
 async def list_gdap(em: Emulator, req: Request) -> Response:
     guard.graph_partner(em, req)
     where = odata.parse_filter(req)
-    items = [gdap_relationship(t) for t in em.world.tenants.values() if t.gdap != "none"]
+    now = em.clock.time()
+    items = [gdap_relationship(t, now) for t in em.world.tenants.values() if t.gdap != "none"]
     if where is not None:
         items = [item for item in items if where(item)]
     return _collection(req, "tenantRelationships/delegatedAdminRelationships", items)

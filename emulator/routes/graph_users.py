@@ -81,7 +81,7 @@ async def get_user(em: Emulator, req: Request) -> Response:
 
 
 async def create_user(em: Emulator, req: Request) -> Response:
-    tenant = guard.graph_tenant(em, req)
+    tenant = guard.graph_tenant(em, req, "users.write")
     body = req.json_object()
     check_writable({k: v for k, v in body.items() if not k.startswith("@")})
     password = check_create(body)
@@ -97,7 +97,7 @@ async def create_user(em: Emulator, req: Request) -> Response:
 
 
 async def update_user(em: Emulator, req: Request) -> Response:
-    tenant = guard.graph_tenant(em, req)
+    tenant = guard.graph_tenant(em, req, "users.write")
     body = {k: v for k, v in req.json_object().items() if not k.startswith("@")}
     check_writable(body)
     async with tenant.lock:
@@ -116,7 +116,7 @@ async def update_user(em: Emulator, req: Request) -> Response:
 
 
 async def delete_user(em: Emulator, req: Request) -> Response:
-    tenant = guard.graph_tenant(em, req)
+    tenant = guard.graph_tenant(em, req, "users.write")
     async with tenant.lock:
         user = _visible_user(tenant, req.params["id"], em.clock.time())
         tenant.delete_user(user)
@@ -124,7 +124,7 @@ async def delete_user(em: Emulator, req: Request) -> Response:
 
 
 async def assign_license(em: Emulator, req: Request) -> Response:
-    tenant = guard.graph_tenant(em, req)
+    tenant = guard.graph_tenant(em, req, "licences")
     body = req.json_object()
     missing = [name for name in ("addLicenses", "removeLicenses") if not isinstance(body.get(name), list)]
     if missing:

@@ -1,8 +1,9 @@
-"""Who is calling and may they: bearer checks, GDAP, and throttling, for each API family."""
+"""Who is calling and may they: bearer checks, GDAP roles (emulator.access), and throttling, per API family."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .. import access
 from ..errors import ApiError
 from ..http import Request
 from ..tenant import Tenant
@@ -45,16 +46,21 @@ def throttle(em: Emulator, family: str, key: str, message: str) -> None:
     raise ApiError(429, "TooManyRequests", message.format(seconds=seconds), headers={"Retry-After": seconds})
 
 
-def graph_tenant(em: Emulator, req: Request) -> Tenant:
-    """The tenant a Graph token is for, after throttling and the GDAP check; due timers applied."""
+def _allowed(tenant: Tenant, partner: Partner, operation: access.Operation) -> bool:
+    """The partner acts in a customer tenant through an active GDAP relationship, within its roles."""
+    if tenant.tenant_id == partner.tenant_id:
+        return True
+    return tenant.gdap_grants_access and access.allows(tenant.gdap_roles, operation)
+
+
+def graph_tenant(em: Emulator, req: Request, operation: access.Operation = "read") -> Tenant:
+    """The tenant a Graph token is for, after throttling and the GDAP role check; due timers applied."""
     claims, partner = bearer(em, req, GRAPH, "InvalidAuthenticationToken")
     tenant_id = claims["tid"]
     req.tenant_id = tenant_id
     throttle(em, "graph", tenant_id, "Too many requests. Retry after {seconds} seconds.")
     tenant = em.world.tenants.get(tenant_id)
-    if tenant is None:
-        raise ApiError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
-    if tenant_id != partner.tenant_id and not tenant.gdap_grants_access:
+    if tenant is None or not _allowed(tenant, partner, operation):
         raise ApiError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
     tenant.settle(em.clock.time())
     return tenant
@@ -89,7 +95,7 @@ def exchange_tenant(em: Emulator, req: Request, path_tenant: str) -> Tenant:
     req.tenant_id = tenant.tenant_id
     throttle(em, "exchange", tenant.tenant_id,
              "The request was throttled: the tenant's admin API budget is used up. Try again in {seconds} seconds.")
-    if tenant.tenant_id != partner.tenant_id and not tenant.gdap_grants_access:
+    if not _allowed(tenant, partner, "exchange"):
         raise ApiError(403, "Microsoft.Exchange.Security.Authorization.UnauthorizedAccessException",
                        "The user or application is not authorized to access this organization.")
     tenant.settle(em.clock.time())

@@ -1,4 +1,5 @@
-"""login.microsoftonline.com: OpenID discovery and the v2.0 token endpoint (client credentials, refresh)."""
+"""login.microsoftonline.com: OpenID discovery, the v2.0 token endpoint (client credentials, refresh token,
+device code) and the device authorization endpoint; customer tenants need the app's consent (emulator.access)."""
 from __future__ import annotations
 
 import base64
@@ -9,6 +10,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from .. import access
 from ..errors import ApiError
 from ..http import Request, Response, json_response, route
 from ..tokens import RESOURCES
@@ -19,6 +21,11 @@ if TYPE_CHECKING:
 
 _GENERIC_TENANTS = frozenset({"common", "organizations", "consumers"})
 _USER_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+DEVICE_CODE_LIFETIME_S = 900
+# Microsoft asks clients to poll every 5 s; here a test or a person approves through the control API,
+# so 1 s keeps their wait short.
+DEVICE_CODE_INTERVAL_S = 1
 
 
 def _login_error(status: int, error: str, number: str, message: str) -> ApiError:
@@ -85,17 +92,35 @@ def _client_credentials(req: Request, form: dict[str, str]) -> tuple[str, str]:
     return form.get("client_id", ""), form.get("client_secret", "")
 
 
-def _resource(scope: str) -> str:
+def _resource(scope: str, *, delegated: bool = False) -> str:
     requested = [s for s in scope.split() if s not in _USER_SCOPES]
-    if len(requested) != 1 or not requested[0].endswith("/.default"):
+    suffixes = ("/.default", "/user_impersonation") if delegated else ("/.default",)
+    if len(requested) != 1 or not requested[0].endswith(suffixes):
         raise _login_error(400, "invalid_scope", "1002012",
                            f"The provided value for scope {scope} is not valid. Client credential flows must have "
                            "a scope value with /.default suffixed to the resource identifier (application ID URI).")
-    resource = requested[0].removesuffix("/.default").rstrip("/")
+    resource = requested[0].rsplit("/", 1)[0].rstrip("/")
     if resource not in RESOURCES:
         raise _login_error(400, "invalid_resource", "500011",
                            f"The resource principal named {resource} was not found in the tenant.")
     return resource
+
+
+def _app_in_tenant(em: Emulator, client_id: str, key: str, tenant_id: str) -> Partner:
+    """The partner app, if it exists in the directory: its own tenant, or a customer tenant that is ready
+    for sign-ins (new tenants take a while) and where the app's consent has taken effect."""
+    partner = em.world.partners.get(client_id)
+    if partner is None:
+        raise access.app_not_found(client_id, key)
+    if tenant_id == partner.tenant_id:
+        return partner
+    tenant = em.world.tenants.get(tenant_id)
+    if tenant is None or tenant.token_ready_at > em.clock.time():
+        raise access.app_not_found(client_id, key)
+    refused = access.missing_consent(tenant.consents, client_id, key, em.clock.time())
+    if refused is not None:
+        raise refused
+    return partner
 
 
 async def token(em: Emulator, req: Request) -> Response:
@@ -105,7 +130,7 @@ async def token(em: Emulator, req: Request) -> Response:
                            "A transient error has occurred. Please try again.")
     form = dict(parse_qsl(req.body.decode("utf-8", "replace"), keep_blank_values=True))
     grant = form.get("grant_type", "")
-    if grant not in ("client_credentials", "refresh_token"):
+    if grant not in ("client_credentials", "refresh_token", DEVICE_CODE_GRANT):
         raise _login_error(400, "unsupported_grant_type", "70003",
                            f"The app requested an unsupported grant type '{grant}'.")
     key = req.params["tenant"]
@@ -116,43 +141,96 @@ async def token(em: Emulator, req: Request) -> Response:
     tenant_id = _tenant_id(em, key)
     if tenant_id is None:
         raise _tenant_not_found(key)
-    partner = em.world.partners.get(client_id)
-    if partner is None or not _may_sign_into(em, partner, tenant_id):
-        raise _login_error(400, "unauthorized_client", "700016",
-                           f"Application with identifier '{client_id}' was not found in the directory '{key}'. "
-                           "This can happen if the application has not been installed by the administrator of the "
-                           "tenant or consented to by any user in the tenant. You may have sent your "
-                           "authentication request to the wrong tenant.")
-    if not hmac.compare_digest(secret.encode(), partner.client_secret.encode()):
+    partner = _app_in_tenant(em, client_id, key, tenant_id)
+    # A device-code sign-in is a public client's: it sends no secret (one it sends must be right).
+    if (secret or grant != DEVICE_CODE_GRANT) and not hmac.compare_digest(secret.encode(),
+                                                                         partner.client_secret.encode()):
         raise _login_error(401, "invalid_client", "7000215",
                            "Invalid client secret provided. Ensure the secret being sent in the request is the "
                            f"client secret value, not the client secret ID, for a secret added to app '{client_id}'.")
-    resource = _resource(form.get("scope", ""))
-    if grant == "refresh_token" and not hmac.compare_digest(form.get("refresh_token", "").encode(),
-                                                            partner.refresh_token.encode()):
-        raise _login_error(400, "invalid_grant", "9002313", "Invalid request. Request is malformed or invalid.")
+    refresh_token = None
+    if grant == DEVICE_CODE_GRANT:
+        resource = _redeem_device_code(em, form.get("device_code", ""), client_id, tenant_id)
+        refresh_token = em.world.issue_refresh_token(client_id)
+    else:
+        resource = _resource(form.get("scope", ""), delegated=grant == "refresh_token")
+    tenant = em.world.tenants.get(tenant_id)
+    if tenant_id != partner.tenant_id and tenant is not None:
+        refused = access.missing_grant(tenant.consents[client_id], client_id, resource)
+        if refused is not None:
+            raise refused
+    if grant == "refresh_token":
+        refresh_token = _check_refresh_token(em, form.get("refresh_token", ""), client_id)
     lifetime = int(em.faults.values["token_lifetime_s"])
-    access = em.signer.issue(tenant_id=tenant_id, resource=resource, client_id=client_id, lifetime_s=lifetime,
-                             user=grant == "refresh_token")
+    issued = em.signer.issue(tenant_id=tenant_id, resource=resource, client_id=client_id, lifetime_s=lifetime,
+                             user=refresh_token is not None)
     em.stats.count("tokens_issued", None)
     answer: dict[str, Any] = {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
-                              "access_token": access}
-    if grant == "refresh_token":
+                              "access_token": issued}
+    if refresh_token is not None:
         info = {"uid": client_id, "utid": tenant_id}
-        answer.update(scope=f"{resource}/.default", refresh_token=partner.refresh_token,
+        answer.update(scope=f"{resource}/.default", refresh_token=refresh_token,
                       client_info=base64.urlsafe_b64encode(orjson.dumps(info)).decode().rstrip("="))
     return json_response(answer, headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})
 
 
-def _may_sign_into(em: Emulator, partner: Partner, tenant_id: str) -> bool:
-    """Its own tenant, or any customer tenant once it is ready for sign-ins (new tenants take a while)."""
-    if tenant_id == partner.tenant_id:
-        return True
-    tenant = em.world.tenants.get(tenant_id)
-    return tenant is not None and tenant.token_ready_at <= em.clock.time()
+def _check_refresh_token(em: Emulator, presented: str, client_id: str) -> str:
+    owner, revoked = em.world.refresh_tokens.get(presented, ("", False))
+    if not hmac.compare_digest(owner.encode(), client_id.encode()):
+        raise _login_error(400, "invalid_grant", "9002313", "Invalid request. Request is malformed or invalid.")
+    if revoked:
+        raise _login_error(400, "invalid_grant", "50173",
+                           "The provided grant has expired due to it being revoked, a fresh auth token is needed. "
+                           "The user might have changed or reset their password.")
+    return presented
+
+
+async def device_code(em: Emulator, req: Request) -> Response:
+    """Start a device-code sign-in: the user code to enter, and the device code msal then polls with."""
+    form = dict(parse_qsl(req.body.decode("utf-8", "replace"), keep_blank_values=True))
+    key = req.params["tenant"]
+    client_id = form.get("client_id", "")
+    if not client_id:
+        raise _login_error(400, "invalid_request", "900144",
+                           "The request body must contain the following parameter: 'client_id'.")
+    tenant_id = _tenant_id(em, key)
+    if tenant_id is None:
+        raise _tenant_not_found(key)
+    _app_in_tenant(em, client_id, key, tenant_id)
+    resource = _resource(form.get("scope", ""), delegated=True)
+    code, pending = em.world.start_device_code(client_id, tenant_id, resource, now=em.clock.time(),
+                                               lifetime_s=DEVICE_CODE_LIFETIME_S)
+    uri = f"{req.root}/devicelogin"
+    return json_response({
+        "user_code": pending.user_code, "device_code": code, "verification_uri": uri,
+        "expires_in": DEVICE_CODE_LIFETIME_S, "interval": DEVICE_CODE_INTERVAL_S,
+        "message": f"To sign in, use a web browser to open the page {uri} and enter the code {pending.user_code} "
+                   "to authenticate.",
+    })
+
+
+def _redeem_device_code(em: Emulator, code: str, client_id: str, tenant_id: str) -> str:
+    """The resource of an approved device code (used once); the OAuth device-flow errors otherwise."""
+    pending = em.world.device_codes.get(code)
+    if pending is None or pending.client_id != client_id or pending.tenant_id != tenant_id:
+        raise _login_error(400, "invalid_grant", "70000",
+                           "The provided value for the input parameter 'device_code' is not valid.")
+    if pending.expires_at <= em.clock.time():
+        del em.world.device_codes[code]
+        raise _login_error(400, "expired_token", "70020",
+                           "The provided value for the input parameter 'device_code' is not valid. This device "
+                           "code has expired.")
+    if pending.state == "pending":
+        raise _login_error(400, "authorization_pending", "70016",
+                           "OAuth 2.0 device flow error. Authorization is pending. Continue polling.")
+    del em.world.device_codes[code]
+    if pending.state == "declined":
+        raise _login_error(400, "authorization_declined", "70000", "The user declined the sign-in request.")
+    return pending.resource
 
 
 ROUTES = [
     route("GET", "/{tenant}/v2.0/.well-known/openid-configuration", openid_configuration, "login"),
     route("POST", "/{tenant}/oauth2/v2.0/token", token, "login"),
+    route("POST", "/{tenant}/oauth2/v2.0/devicecode", device_code, "login"),
 ]

@@ -1,4 +1,5 @@
-"""Partner Center v1: customers (search, get, create), domains, agreements, subscribed SKUs, subscriptions."""
+"""Partner Center v1: customers (search, get, create), domains, agreements, subscribed SKUs, subscriptions,
+CPV application consents."""
 from __future__ import annotations
 
 import re
@@ -7,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .. import catalog
+from .. import access, catalog
 from ..clock import iso
 from ..errors import ApiError
 from ..http import Request, Response, empty, json_response, route
@@ -238,6 +239,41 @@ async def subscriptions(em: Emulator, req: Request) -> Response:
     return _collection(items)
 
 
+async def grant_consent(em: Emulator, req: Request) -> Response:
+    """CPV application consent: the partner's app gets a service principal and grants in the customer tenant."""
+    partner = guard.partner_center(em, req)
+    tenant = _customer_or_404(em, req.params["customer"])
+    body = req.json_object()
+    app_id = str(body.get("applicationId") or "")
+    app = em.world.partners.get(app_id)
+    if app is None or app.tenant_id != partner.tenant_id:
+        raise _invalid(f"The application {app_id or '(none)'} is not an application of this partner.")
+    grants = body.get("applicationGrants")
+    if not isinstance(grants, list) or not grants or not all(
+            isinstance(g, dict) and g.get("enterpriseApplicationId") and g.get("scope") for g in grants):
+        raise _invalid("applicationGrants must list {enterpriseApplicationId, scope} items.")
+    async with tenant.lock:
+        if app_id in tenant.consents:
+            raise ApiError(409, "2001", f"Application consent for {app_id} already exists.",
+                           target="ApplicationConsentAlreadyExists")
+        now = em.clock.time()
+        tenant.consents[app_id] = access.Consent(
+            now, now + float(em.faults.values["consent_delay_s"]),
+            frozenset(str(g["enterpriseApplicationId"]).lower() for g in grants))
+    em.stats.count("consents", tenant.tenant_id)
+    return json_response({"applicationId": app_id, "applicationGrants": grants,
+                          "attributes": {"objectType": "ApplicationConsent"}}, 201)
+
+
+async def remove_consent(em: Emulator, req: Request) -> Response:
+    guard.partner_center(em, req)
+    tenant = _customer_or_404(em, req.params["customer"])
+    async with tenant.lock:
+        if tenant.consents.pop(req.params["app"], None) is None:
+            raise ApiError(404, "1000", f"No application consent for {req.params['app']}.", target="NotFound")
+    return empty(204)
+
+
 ROUTES = [
     route("GET", "/v1/customers", list_customers, "partner_center"),
     route("POST", "/v1/customers", create_customer, "partner_center"),
@@ -248,4 +284,6 @@ ROUTES = [
     route("POST", "/v1/customers/{customer}/agreements", record_agreement, "partner_center"),
     route("GET", "/v1/customers/{customer}/subscribedskus", subscribed_skus, "partner_center"),
     route("GET", "/v1/customers/{customer}/subscriptions", subscriptions, "partner_center"),
+    route("POST", "/v1/customers/{customer}/applicationconsents", grant_consent, "partner_center"),
+    route("DELETE", "/v1/customers/{customer}/applicationconsents/{app}", remove_consent, "partner_center"),
 ]

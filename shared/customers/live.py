@@ -15,6 +15,7 @@ from shared.microsoft.graph import GraphClient
 from shared.microsoft.partner_center import PartnerCenterClient
 from shared.security import decrypt
 from shared.settings import get_settings
+from shared.tenants import denials
 
 # A caller waits for these calls, so throttling answers 503 + Retry-After quickly instead of sleeping
 # out the pipeline's minute-long budget.
@@ -49,7 +50,7 @@ def use_clients(replacement: MicrosoftClients | None) -> None:
 def credential(provider: ServiceProvider) -> PartnerCredential:
     refresh = decrypt(provider.pc_refresh_token_enc) if provider.pc_refresh_token_enc else None
     return PartnerCredential(provider.pc_tenant_id, provider.pc_client_id,
-                             decrypt(provider.pc_client_secret_enc), refresh)
+                             decrypt(provider.pc_client_secret_enc), refresh, reseller=provider.name)
 
 
 def partner_center(provider: ServiceProvider) -> PartnerCenterClient:
@@ -69,6 +70,13 @@ def microsoft_call(what: str) -> Iterator[None]:
         retry_after = getattr(exc, "retry_after", None)
         raise MicrosoftUnavailable(f"{what}: Microsoft is busy or unavailable ({exc.message})",
                                    retry_after=retry_after or 5.0, status=503) from None
+    except ms.ConsentMissing as exc:
+        raise StateConflict("consent_missing", f"{what}: Microsoft issues the reseller's app no token for the "
+                                               f"tenant ({exc.code}). {denials.FIXES[denials.CONSENT_MISSING]}") \
+            from None
+    except ms.CredentialsRejected as exc:
+        raise MicrosoftUnavailable(f"{what}: Microsoft refuses the reseller's sign-in ({exc.code}). "
+                                   f"{denials.FIXES[denials.PARTNER_CREDENTIALS_INVALID]}") from None
     except ms.AuthFailed as exc:
         raise MicrosoftUnavailable(f"{what}: sign-in with the reseller's Partner Center app failed "
                                    f"({exc.message})") from None

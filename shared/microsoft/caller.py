@@ -228,7 +228,7 @@ class Caller:
         if status == 429 and retry_after is None:
             retry_after = max(DEFAULT_RETRY_AFTER_S, backoff(op.attempts, self._max_wait, self._random))
         error = error_from_response(status, text, op.api.service, request_id=op.request_id,
-                                    retry_after=retry_after)
+                                    retry_after=retry_after, tenant_id=op.token_tenant, partner=op.credential.app)
         if isinstance(error, Throttled) and error.status == 429:
             counters.throttled(key_label(op.limit_key))
         return error

@@ -5,8 +5,12 @@ Exception tree:
     MicrosoftError                  any failed call to Microsoft (status, code, request_id)
     ├── Throttled(retry_after)      429, 503 with Retry-After, Exchange "server busy": wait — retryable
     ├── Transient                   5xx, 408, connection problems — retryable
-    ├── AuthFailed                  sign-in refused, 401, unknown tenant, bad secret
-    ├── Forbidden                   403: no GDAP role, MCA missing for a purchase (code 13605) ...
+    ├── AuthFailed                  sign-in refused, 401, unknown tenant
+    │   ├── ConsentMissing          AADSTS700016 / AADSTS65001: the app is not (yet) consented in the tenant
+    │   └── CredentialsRejected     the partner's secret or refresh token is wrong, expired or revoked
+    ├── Forbidden                   403: MCA missing for a purchase (code 13605) ...
+    │   └── PermissionDenied        Graph Authorization_RequestDenied (Exchange: UnauthorizedAccess):
+    │                               the GDAP roles or the app's grants do not allow the call
     ├── NotFound                    404: no such customer, user, domain ...
     ├── Conflict                    409, or a duplicate UPN (Graph ObjectConflict)
     │   └── AgreementAlreadyExists  Partner Center 600061: the MCA is already recorded
@@ -17,13 +21,16 @@ Exception tree:
     ├── DeltaTokenExpired           a users/delta link is too old: start a full sync
     └── BadRequest                  any other 4xx: the request itself is wrong
 
-Messages carry Microsoft's code and description, never a token, secret or request body.
+Messages carry Microsoft's code and description, never a token, secret or request body. Errors of a call
+also name the tenant it was for (`tenant_id`) and who asked (`partner`, the app without its secrets).
 """
 from __future__ import annotations
 
 import json
 import re
 from typing import Any, Literal
+
+from shared.microsoft.credentials import PartnerApp
 
 Service = Literal["graph", "partner_center", "exchange", "login"]
 
@@ -44,11 +51,14 @@ class MicrosoftError(Exception):
     retryable = False
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 request_id: str | None = None) -> None:
+                 request_id: str | None = None, tenant_id: str | None = None,
+                 partner: PartnerApp | None = None) -> None:
         self.message = scrub(message)
         self.status = status
         self.code = code
         self.request_id = request_id
+        self.tenant_id = tenant_id
+        self.partner = partner
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -68,8 +78,10 @@ class Throttled(MicrosoftError):
     retryable = True
 
     def __init__(self, message: str, *, retry_after: float, status: int | None = 429,
-                 code: str | None = None, request_id: str | None = None) -> None:
-        super().__init__(message, status=status, code=code, request_id=request_id)
+                 code: str | None = None, request_id: str | None = None, tenant_id: str | None = None,
+                 partner: PartnerApp | None = None) -> None:
+        super().__init__(message, status=status, code=code, request_id=request_id, tenant_id=tenant_id,
+                         partner=partner)
         self.retry_after = max(0.0, float(retry_after))
 
 
@@ -84,18 +96,34 @@ class Transient(MicrosoftError):
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
                  request_id: str | None = None, ambiguous: bool = False,
-                 retry_after: float | None = None) -> None:
-        super().__init__(message, status=status, code=code, request_id=request_id)
+                 retry_after: float | None = None, tenant_id: str | None = None,
+                 partner: PartnerApp | None = None) -> None:
+        super().__init__(message, status=status, code=code, request_id=request_id, tenant_id=tenant_id,
+                         partner=partner)
         self.ambiguous = ambiguous
         self.retry_after = retry_after
 
 
 class AuthFailed(MicrosoftError):
-    """Sign-in was refused or the token was not accepted (wrong secret, unknown tenant, 401)."""
+    """Sign-in was refused or the token was not accepted (unknown tenant, 401)."""
+
+
+class ConsentMissing(AuthFailed):
+    """The partner's app has no consent in the tenant (AADSTS700016), none yet (consent propagates over
+    minutes), or none for this API (AADSTS65001)."""
+
+
+class CredentialsRejected(AuthFailed):
+    """The partner's own credential: a wrong or expired client secret, an expired or revoked refresh token."""
 
 
 class Forbidden(MicrosoftError):
-    """403: signed in, but not allowed (no GDAP role, MCA not recorded for a purchase, ...)."""
+    """403: signed in, but not allowed (MCA not recorded for a purchase, ...)."""
+
+
+class PermissionDenied(Forbidden):
+    """Graph 403 Authorization_RequestDenied ("Insufficient privileges…"), Exchange UnauthorizedAccess: the
+    GDAP relationship's roles (or the app's grants) do not allow the call. Not transient."""
 
 
 class NotFound(MicrosoftError):
@@ -144,6 +172,11 @@ _PC_ALREADY_RECORDED = "600061"
 # Exchange's throttling answers (unconfirmed for the admin API: EWS says ErrorServerBusy, the PowerShell
 # budget says "throttl..."); they count as throttling when they also say how long to wait.
 _EXCHANGE_BUSY = ("serverbusy", "throttl", "toomanyrequests")
+_PERMISSION_CODES = {"authorization_requestdenied", "unauthorizedaccessexception"}
+# Sign-in answers (AADSTS numbers) that say the app is not consented in the tenant, or not for this API.
+CONSENT_CODES = frozenset({"AADSTS700016", "AADSTS65001"})
+# Token-endpoint errors that mean the partner's own secret or refresh token is no good.
+_CREDENTIAL_ERRORS = frozenset({"invalid_client", "invalid_grant"})
 
 
 def _as_dict(body: Any) -> dict[str, Any]:
@@ -174,14 +207,27 @@ def _code_and_text(body: dict[str, Any]) -> tuple[str | None, str, list[str]]:
     return (str(code) if code is not None else None), str(text), []
 
 
+def sign_in_error(error: str, code: str | None, message: str, *, tenant_id: str | None = None,
+                  partner: PartnerApp | None = None) -> AuthFailed:
+    """The typed error for a refused sign-in (`error` is OAuth's, `code` the AADSTS number)."""
+    kw: dict[str, Any] = {"code": code, "tenant_id": tenant_id, "partner": partner}
+    if code in CONSENT_CODES:
+        return ConsentMissing(message, **kw)
+    if error in _CREDENTIAL_ERRORS:
+        return CredentialsRejected(message, **kw)
+    return AuthFailed(message, **kw)
+
+
 def error_from_response(status: int, body: Any, service: Service, *, request_id: str | None = None,
-                        retry_after: float | None = None) -> MicrosoftError:
+                        retry_after: float | None = None, tenant_id: str | None = None,
+                        partner: PartnerApp | None = None) -> MicrosoftError:
     """Map one failed response (status, parsed or raw body, which API) to the typed error."""
     data = _as_dict(body)
     code, text, details = _code_and_text(data)
     haystack = " ".join([code or "", text, *details]).lower()
     message = f"{_LABEL[service]} {status}: {text or code or 'no description'}"
-    kw: dict[str, Any] = {"status": status, "code": code, "request_id": request_id}
+    kw: dict[str, Any] = {"status": status, "code": code, "request_id": request_id, "tenant_id": tenant_id,
+                          "partner": partner}
 
     if status == 429:
         return Throttled(message, retry_after=retry_after if retry_after is not None else 1.0, **kw)
@@ -203,6 +249,8 @@ def error_from_response(status: int, body: Any, service: Service, *, request_id:
     if status == 401:
         return AuthFailed(message, **kw)
     if status == 403:
+        if any(c in haystack for c in _PERMISSION_CODES):
+            return PermissionDenied(message, **kw)
         return Forbidden(message, **kw)
     if status == 404:
         return NotFound(message, **kw)

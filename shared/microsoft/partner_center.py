@@ -1,8 +1,10 @@
-"""Partner Center REST v1 for one partner: customers, domains, agreements (MCA), SKUs, subscriptions."""
+"""Partner Center REST v1 for one partner: customers, domains, agreements (MCA), SKUs, subscriptions,
+CPV application consents."""
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
@@ -11,7 +13,7 @@ import httpx
 
 from shared.microsoft.caller import Caller
 from shared.microsoft.credentials import PartnerCredential
-from shared.microsoft.errors import AgreementAlreadyExists, NotFound
+from shared.microsoft.errors import AgreementAlreadyExists, Conflict, NotFound
 
 MCA = "MicrosoftCustomerAgreement"
 SearchField = Literal["Domain", "CompanyName"]
@@ -96,6 +98,20 @@ class PartnerCenterClient:
 
     def subscriptions(self, customer_tenant_id: str) -> list[dict[str, Any]]:
         return self._items(f"/customers/{quote(customer_tenant_id, safe='')}/subscriptions")
+
+    def grant_application_consent(self, customer_tenant_id: str, application_id: str,
+                                  grants: Sequence[tuple[str, str]]) -> bool:
+        """CPV consent: the app gets `grants` ((resource app id, comma-separated permissions) pairs) in the
+        customer tenant. True when granted now, False when it was already there (409)."""
+        body = {"applicationId": application_id,
+                "applicationGrants": [{"enterpriseApplicationId": app, "scope": scope} for app, scope in grants]}
+        try:
+            # Repeatable: a second consent answers 409, which is success here.
+            self._call("POST", f"/customers/{quote(customer_tenant_id, safe='')}/applicationconsents", json=body,
+                       idempotent=True)
+        except Conflict:
+            return False
+        return True
 
     def check_connection(self) -> None:
         """Sign in and make one cheap call; raises AuthFailed, Forbidden, ... when the connection is wrong."""

@@ -11,7 +11,7 @@ import httpx
 import msal
 
 from shared.microsoft.credentials import PartnerCredential
-from shared.microsoft.errors import AuthFailed, MicrosoftError, Transient, scrub
+from shared.microsoft.errors import AuthFailed, MicrosoftError, Transient, scrub, sign_in_error
 from shared.settings import Settings
 
 # Bounds memory when one partner reaches thousands of customer tenants.
@@ -53,8 +53,8 @@ class TokenProvider:
         app, lock = self._app(credential, tenant_id)
         # One acquisition per app at a time: concurrent cache misses would each ask for a token.
         with lock:
-            result = _call_msal(lambda: app.acquire_token_for_client(scopes=[scope]))
-        token = _access_token(result)
+            result = _call_msal(lambda: app.acquire_token_for_client(scopes=[scope]), credential, tenant_id)
+        token = self._checked(result, credential, tenant_id)
         expires_in = float(result.get("expires_in") or 0)
         with self._lock:
             self._app_tokens[key] = (token, self._clock() + expires_in - EXPIRY_MARGIN_S)
@@ -73,6 +73,16 @@ class TokenProvider:
             with entry[1]:
                 entry[0].remove_tokens_for_client()
 
+    def _checked(self, result: Any, credential: PartnerCredential, tenant_id: str) -> str:
+        """The token msal got, or the typed refusal; after a refusal the app is dropped, because msal answers
+        a refused request again from its own cache for a minute (a consent taking effect would go unseen)."""
+        try:
+            return _access_token(result, credential, tenant_id)
+        except AuthFailed:
+            with self._lock:
+                self._apps.pop((credential, tenant_id), None)
+            raise
+
     def _app(self, credential: PartnerCredential, tenant_id: str) -> tuple[Any, threading.Lock]:
         key = (credential, tenant_id)
         with self._lock:
@@ -88,7 +98,7 @@ class TokenProvider:
             http_client=self._http,
             # The login root may be a sovereign cloud or the emulator, unknown to msal's discovery.
             instance_discovery=False,
-        ))
+        ), credential, tenant_id)
         with self._lock:
             entry = self._apps.setdefault(key, (app, threading.Lock()))
             while len(self._apps) > MAX_APPS:
@@ -104,8 +114,9 @@ class TokenProvider:
             if cached and cached[1] > self._clock():
                 return cached[0]
             refresh_token = self._refresh_tokens.get(credential) or credential.refresh_token
-            result = _call_msal(lambda: app.acquire_token_by_refresh_token(refresh_token, scopes=[scope]))
-            token = _access_token(result)
+            result = _call_msal(lambda: app.acquire_token_by_refresh_token(refresh_token, scopes=[scope]),
+                                credential, tenant_id)
+            token = self._checked(result, credential, tenant_id)
             if result.get("refresh_token"):
                 self._refresh_tokens[credential] = result["refresh_token"]
             expires_in = float(result.get("expires_in") or 0)
@@ -113,21 +124,24 @@ class TokenProvider:
             return token
 
 
-def _call_msal(fn: Callable[[], Any]) -> Any:
+def _call_msal(fn: Callable[[], Any], credential: PartnerCredential, tenant_id: str) -> Any:
     """Run one msal call, turning its failure modes into our typed errors."""
+    partner = credential.app
     try:
         return fn()
     except MicrosoftError:
         raise
     except httpx.TransportError as exc:
-        raise Transient(f"sign-in endpoint unreachable ({type(exc).__name__})") from None
+        raise Transient(f"sign-in endpoint unreachable ({type(exc).__name__})", tenant_id=tenant_id,
+                        partner=partner) from None
     except msal.exceptions.MsalServiceError as exc:  # msal raises this for a 5xx from the token endpoint
-        raise Transient(f"sign-in endpoint failed: {scrub(str(exc))}") from None
+        raise Transient(f"sign-in endpoint failed: {scrub(str(exc))}", tenant_id=tenant_id, partner=partner) from None
     except ValueError as exc:  # msal: the tenant's OpenID configuration was refused (unknown tenant)
-        raise AuthFailed(f"sign-in refused: {scrub(str(exc))}") from None
+        raise AuthFailed(f"sign-in to tenant {tenant_id} refused: {scrub(str(exc))}", tenant_id=tenant_id,
+                         partner=partner) from None
 
 
-def _access_token(result: Any) -> str:
+def _access_token(result: Any, credential: PartnerCredential, tenant_id: str) -> str:
     if isinstance(result, dict) and result.get("access_token"):
         return str(result["access_token"])
     result = result if isinstance(result, dict) else {}
@@ -136,5 +150,7 @@ def _access_token(result: Any) -> str:
     codes = result.get("error_codes") or []
     code = f"AADSTS{codes[0]}" if codes else (error or None)
     if error in _TRANSIENT_AUTH_ERRORS or not error:
-        raise Transient(f"sign-in failed: {description}", code=code)
-    raise AuthFailed(f"sign-in refused ({error}): {description}", code=code)
+        raise Transient(f"sign-in failed: {description}", code=code, tenant_id=tenant_id,
+                        partner=credential.app)
+    raise sign_in_error(error, code, f"sign-in to tenant {tenant_id} refused ({error}): {description}",
+                        tenant_id=tenant_id, partner=credential.app)

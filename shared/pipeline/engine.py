@@ -107,9 +107,10 @@ class Engine:
             elif isinstance(outcome, Failed) and outcome.code == "internal_error":
                 log.exception("step %s of request %s raised", step_name, request_id)
             uow.rollback()  # the step's partial writes go; only the outcome is recorded
+            # The rollback expired the request: load it now, or the first read of it after the outcome's
+            # changes (a blocked outcome reads nothing before) would autoflush them past the lease check.
+            s.refresh(req)
             step.changes.clear()
-            req = s.get(ProvisioningRequest, request_id)
-            assert req is not None
         if microsoft_error is not None:
             step.set(microsoft_error=microsoft_error)
         if not rows.lease_is_ours(s, request_id, claimed.token):

@@ -22,6 +22,7 @@ from shared.microsoft.errors import (
 )
 from shared.pipeline.outcomes import Blocked, Failed, Retry, RetrySoon, StepBlocked, StepFailed
 from shared.settings import Settings
+from shared.tenants.denials import access_blocked
 
 # First short-retry delay after a transient failure; doubles per consecutive retry up to max_countdown_s.
 RETRY_BASE_S = 2.0
@@ -63,7 +64,8 @@ def classify(exc: Exception, step_name: str, *, retries: int, settings: Settings
     if isinstance(exc, Transient):
         return Retry(max(exc.retry_after or 0.0, backoff(retries, settings)), "microsoft_unavailable", str(exc))
     if isinstance(exc, MicrosoftError):
-        return Failed(microsoft_code(exc), str(exc))
+        # Access refusals (consent, GDAP roles, the reseller's credential) wait for a person, not a retry.
+        return access_blocked(exc, step_name) or Failed(microsoft_code(exc), str(exc))
     if isinstance(exc, OperationalError):
         return Retry(backoff(retries, settings), "database_unavailable", "the database did not answer")
     if retryable and isinstance(exc, retryable):

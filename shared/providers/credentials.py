@@ -17,7 +17,8 @@ def partner_credential(session: Session, service_provider_id: str | None) -> Par
         raise StepFailed("service_provider_missing", "the request has no service provider")
     return PartnerCredential(tenant_id=sp.pc_tenant_id, client_id=sp.pc_client_id,
                              client_secret=_plain(sp.pc_client_secret_enc),
-                             refresh_token=_plain(sp.pc_refresh_token_enc) if sp.pc_refresh_token_enc else None)
+                             refresh_token=_plain(sp.pc_refresh_token_enc) if sp.pc_refresh_token_enc else None,
+                             reseller=sp.name)
 
 
 @lru_cache(maxsize=256)

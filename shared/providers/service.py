@@ -26,8 +26,9 @@ from shared.idempotency import Answer, Idempotency, answer_once
 from shared.reading import reading
 from shared.requests import kinds
 from shared.requests.dispatch import publish_after_commit
-from shared.requests.service import create_request, ref
+from shared.requests.service import create_request, ref, retry_request
 from shared.security import encrypt
+from shared.tenants.denials import PARTNER_CREDENTIALS_INVALID
 
 AZURE_AD, MICROSOFT_ONLINE = "azure_ad", "microsoft_online"
 SERVICES = (AZURE_AD, MICROSOFT_ONLINE)
@@ -68,6 +69,45 @@ def create_provider(uow: UnitOfWork, who: Principal, *, name: str, kind: str, pa
         return row
 
     return answer_once(uow, idem, 201, work, present)
+
+
+@dataclass(frozen=True)
+class CredentialsInput:
+    client_secret: str | None = field(default=None, repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Rotated:
+    provider: ServiceProvider
+    resumed: list[str]
+
+
+def rotate_credentials(uow: UnitOfWork, who: Principal, provider_id: str, new: CredentialsInput, *,
+                       idem: Idempotency | None, present: Callable[[Rotated], Any]) -> Answer:
+    """Store a new client secret and/or refresh token (encrypted); requests blocked on the old ones resume."""
+
+    def work(uow: UnitOfWork) -> Rotated:
+        row = scope.provider(uow.session, who, provider_id)  # operator, or the reseller's own key: 404 for others
+        return store_credentials(uow, row, new, actor=who.actor)
+
+    return answer_once(uow, idem, 200, work, present)
+
+
+def store_credentials(uow: UnitOfWork, row: ServiceProvider, new: CredentialsInput, *, actor: str) -> Rotated:
+    """Encrypt and keep the new credential; requests blocked on the old one run again once committed."""
+    s = uow.session
+    if new.client_secret is not None:
+        row.pc_client_secret_enc = encrypt(new.client_secret)
+    if new.refresh_token is not None:
+        row.pc_refresh_token_enc = encrypt(new.refresh_token)
+    audit.record(s, actor, "service_provider.credentials.rotated", "service_provider", row.id,
+                 {"client_secret": new.client_secret is not None, "refresh_token": new.refresh_token is not None})
+    blocked = s.scalars(select(ProvisioningRequest).where(
+        ProvisioningRequest.service_provider_id == row.id, ProvisioningRequest.state == kinds.BLOCKED,
+        ProvisioningRequest.blocked_reason == PARTNER_CREDENTIALS_INVALID).with_for_update()).all()
+    publish_after_commit(uow, [retry_request(s, req) for req in blocked])
+    return Rotated(row, [req.id for req in blocked])
 
 
 def list_providers(uow: UnitOfWork, who: Principal) -> list[ServiceProvider]:

@@ -1,4 +1,5 @@
-"""Customer-level tenant steps: connect the tenant (existing or new), check GDAP, refresh it (sync)."""
+"""Customer-level tenant steps: connect the tenant (existing or new, with the app's CPV consent), check GDAP
+and its roles, refresh it (sync)."""
 from __future__ import annotations
 
 from typing import Any, cast
@@ -6,16 +7,14 @@ from typing import Any, cast
 from sqlalchemy import select
 
 from shared.db.models import Customer, TenantConnection
-from shared.microsoft.errors import AuthFailed, Forbidden, NotFound
+from shared.microsoft.errors import AuthFailed, ConsentMissing, CredentialsRejected, Forbidden, NotFound
 from shared.pipeline.context import StepContext
 from shared.pipeline.outcomes import Blocked, Done, RetrySoon, StepFailed, Wait
-from shared.tenants import access, new_tenant
+from shared.tenants import access, consent, denials, gdap, new_tenant, roles
 from shared.tenants.domains import refresh_domains
 
 # A manual sync asked for while a scheduled one runs tries again after this.
 SYNC_BUSY_RETRY_S = 30.0
-# Relationship states in which the partner's GDAP roles still work.
-GDAP_ACTIVE = frozenset({"active", "expiring"})
 
 
 def _connection_row(ctx: StepContext) -> TenantConnection:
@@ -46,7 +45,9 @@ def _create_tenant(ctx: StepContext) -> str:
     return tenant_id
 
 
-def connect_tenant(ctx: StepContext) -> Done | Wait:
+def connect_tenant(ctx: StepContext) -> Done | Wait | Blocked:
+    """Connect the tenant: Partner Center knows it, the app's consent is granted there and in effect (a durable
+    timer while it propagates), its domains are read."""
     cred = access.credential(ctx)
     new = bool(ctx.params.get("new_tenant")) and not ctx.params.get("tenant_id")
     tenant_id = _create_tenant(ctx) if new else str(ctx.params.get("tenant_id") or "")
@@ -55,14 +56,24 @@ def connect_tenant(ctx: StepContext) -> Done | Wait:
     try:
         customer = ctx.microsoft.partner_center(cred).get_customer(tenant_id)
     except NotFound:
-        raise StepFailed("tenant_not_found", f"Partner Center has no customer tenant {tenant_id}") from None
+        raise StepFailed("tenant_not_found", f"Partner Center has no customer tenant {tenant_id} for {cred.app}: "
+                         "check the tenant id, or have the customer accept the reseller relationship "
+                         "invitation, then connect again") from None
     profile = customer.get("companyProfile") or {}
     conn = _connection_row(ctx)
     conn.tenant_id = tenant_id
     conn.company_name = profile.get("companyName") or conn.company_name
     conn.initial_domain = (profile.get("domain") or conn.initial_domain or "").lower() or None
+    consent.grant(ctx, cred, conn)
     try:
+        # The first call with a token for the tenant: it tells whether the consent is in effect yet.
         refresh_domains(conn, ctx.microsoft.graph(cred, tenant_id))
+    except ConsentMissing as exc:
+        # A new tenant may also refuse tokens for its first minutes: it gets the longer of both waits.
+        deadline = max(ctx.settings.consent_deadline_s, ctx.settings.tenant_ready_deadline_s if new else 0.0)
+        return consent.not_yet(ctx, cred, exc, deadline_s=deadline)
+    except CredentialsRejected:
+        raise  # the reseller's credential, not the tenant: blocked by the engine (shared.tenants.denials)
     except (AuthFailed, Forbidden) as exc:
         ctx.note_error(exc)
         if new:
@@ -78,21 +89,33 @@ def connect_tenant(ctx: StepContext) -> Done | Wait:
 
 
 def check_gdap(ctx: StepContext) -> Done | Blocked:
+    """An active GDAP relationship granting the roles the work needs (users, licences, aliases if asked);
+    a relationship ending within two weeks is reported in the step's note."""
     cred = access.credential(ctx)
     conn = access.connection(ctx, connected=False)
-    relationships = ctx.microsoft.graph(cred, cred.tenant_id).gdap_relationships(conn.tenant_id)
-    statuses = sorted({str(r.get("status")) for r in relationships})
-    if not GDAP_ACTIVE.intersection(statuses):
-        conn.gdap_status = statuses[0] if statuses else "none"
-        return Blocked("gdap_missing", f"no active GDAP relationship with tenant {conn.tenant_id} "
-                       f"({', '.join(statuses) or 'none'})")
-    conn.gdap_status = "active"
+    found = gdap.read(ctx.microsoft.graph(cred, cred.tenant_id), conn.tenant_id)
+    conn.gdap_status, conn.gdap_roles, conn.gdap_ends_at = found.status, found.roles, found.ends
+    if not found.active:
+        statuses = ", ".join(sorted({r.status for r in found.relationships})) or "none"
+        return denials.blocked(denials.GDAP_MISSING, f"{cred.app} has no active GDAP relationship with tenant "
+                                                     f"{conn.tenant_id} ({statuses})")
+    missing = found.missing(gdap.needs_of(ctx.session, ctx.request, ctx.step.name))
+    if missing:
+        return denials.blocked(denials.GDAP_ROLES_MISSING,
+                               f"{cred.app}: the GDAP relationship with tenant {conn.tenant_id} does not grant "
+                               f"{gdap.describe_missing(missing)}")
     if ctx.context.get("domains_pending") or not conn.initial_domain:
         refresh_domains(conn, ctx.microsoft.graph(cred, conn.tenant_id))
         ctx.remember(domains_pending=False)
     conn.state = access.CONNECTED
     conn.connected_at = conn.connected_at or ctx.now
-    return Done(note="GDAP active")
+    notes = [f"GDAP active ({', '.join(roles.names(found.roles))})"]
+    if not roles.ALIASES.met_by(found.roles):
+        notes.append(f"{roles.ALIASES.role} is not granted: aliases will wait for it")
+    expiring = found.expiring(ctx.now)
+    if expiring:
+        notes.append(gdap.expiry_note(expiring, ctx.now))
+    return Done(note="; ".join(notes))
 
 
 def sync_tenant(ctx: StepContext) -> Done:

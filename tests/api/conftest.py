@@ -202,7 +202,7 @@ def build_live_world(em: Any, *, units: int = 5, mca_signed: bool = False, gdap:
     tenant = em.add_tenant(company_name=company or f"Live {slug}", initial_domain=f"live{slug}.onmicrosoft.com",
                            domains=[{"name": f"live{slug}.example", "verified": True}],
                            skus=[{"sku_part_number": SKU, "units": units, "service_plans": ["EXCHANGE_S_STANDARD"]}],
-                           mca_signed=mca_signed, gdap=gdap, users=[])
+                           mca_signed=mca_signed, gdap=gdap, users=[], consented_apps=[partner["client_id"]])
     world = build_world(pc_tenant_id=partner["tenant_id"], client_id=partner["client_id"],
                         client_secret=client_secret or partner["client_secret"], tenant_id=tenant["tenant_id"],
                         skus=False, **kw)

@@ -156,6 +156,12 @@ def test_dev_starts_everything_and_stops_on_ctrl_c(start_dev: Callable[..., Dev]
     assert key in dev.output(), "the operator key is printed"
     me = httpx.get(f"http://127.0.0.1:{dev.api}/v1/customers", headers={"Authorization": f"Bearer {key}"})
     assert me.status_code == 200 and len(me.json()["items"]) >= 1, me.text
+    # The demo tenants already consented to the demo partner's app (CPV), as connected customers have.
+    with httpx.Client(base_url=f"https://127.0.0.1:{dev.emulator}", verify=str(dev.var / "emulator-ca.pem"),
+                      timeout=5) as emulator:
+        [partner] = emulator.get("/_emulator/partners").json()["items"]
+        tenants = emulator.get("/_emulator/tenants").json()["items"]
+    assert tenants and all(t["consented_apps"] == [partner["client_id"]] for t in tenants), tenants
 
     os.killpg(dev.proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's foreground process group
     assert dev.proc.wait(timeout=GONE_S) == 0, dev.output()[-3000:]

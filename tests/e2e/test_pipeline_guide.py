@@ -20,7 +20,8 @@ from shared.db.uow import UnitOfWork
 from tests.builders import Builder, Licence
 from tests.e2e.pipeline_fixtures import *  # noqa: F403
 from tests.e2e.pipeline_fixtures import fresh_stack
-from tests.e2e.pipeline_harness import Processes, Seeder, Tenant
+from tests.harness.processes import Processes
+from tests.harness.seeding import Seeder, Tenant
 
 with warnings.catch_warnings():
     # Starlette now prefers httpx2 (not in the lock); the httpx transport it still ships works the same.

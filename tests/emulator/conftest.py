@@ -26,7 +26,7 @@ def world(emulator: RunningEmulator) -> Iterator[World]:
         company_name="Contoso", initial_domain="contoso.onmicrosoft.com",
         domains=[{"name": "contoso.com", "verified": True}, {"name": "pending.example", "verified": False}],
         skus=[{"sku_part_number": BASIC, "units": 3}], mca_signed=False, gdap="active",
-        users=[{"userPrincipalName": "existing@contoso.com", "usageLocation": "NL"}],
+        users=[{"userPrincipalName": "existing@contoso.com", "usageLocation": "NL"}], consented_apps=["partner-app"],
     )
     seeded = World(emulator, partner_tenant, "partner-app", "partner-secret", tenant["tenant_id"])
     yield seeded

@@ -44,7 +44,7 @@ async def _latency_in_the_emulators_time(clock: Clock) -> float:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://emulator") as client:
         await client.post("/_emulator/partners", json={"tenant_id": "p", "client_id": "c", "client_secret": "s"})
         await client.post("/_emulator/tenants", json={"tenant_id": "t", "company_name": "T",
-                                                      "initial_domain": "t.onmicrosoft.com"})
+                                                      "initial_domain": "t.onmicrosoft.com", "consented_apps": ["c"]})
         token = (await client.post("/t/oauth2/v2.0/token", data={
             "grant_type": "client_credentials", "client_id": "c", "client_secret": "s",
             "scope": "https://graph.microsoft.com/.default"})).json()["access_token"]
@@ -102,6 +102,8 @@ def test_a_new_tenant_refuses_sign_in_until_its_delay_passed_on_the_clock(world:
     token_form = {"grant_type": "client_credentials", "client_id": world.client_id,
                   "client_secret": world.client_secret, "scope": "https://graph.microsoft.com/.default"}
     control = world.control()
+    # Consented (as connect_tenant does through Partner Center): only the new tenant's own delay is left.
+    assert control.patch(f"/_emulator/tenants/{tenant_id}", json={"consented_apps": [world.client_id]}).is_success
     world.emulator.advance_clock(599)
     early = control.post(f"/{tenant_id}/oauth2/v2.0/token", data=token_form)
     assert (early.status_code, early.json()["error_codes"]) == (400, [700016])

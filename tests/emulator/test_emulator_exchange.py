@@ -40,7 +40,8 @@ def test_mailbox_not_found_until_ready_then_alias_added_once(world: World) -> No
 
 
 def test_exchange_token_must_match_the_organization(world: World) -> None:
-    other = world.add_tenant(company_name="Other", initial_domain="other.onmicrosoft.com")
+    other = world.add_tenant(company_name="Other", initial_domain="other.onmicrosoft.com",
+                             consented_apps=[world.client_id])
     exchange = world.exchange(other["tenant_id"])
     refused = exchange.post(f"/adminapi/beta/{world.tenant_id}/InvokeCommand", json=_command("Get-Mailbox"))
     assert refused.status_code == 401

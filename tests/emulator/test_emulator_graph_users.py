@@ -123,7 +123,8 @@ def test_gdap_missing_or_expired_forbids_customer_calls(world: World) -> None:
                                params={"$filter": f"customer/tenantId eq '{world.tenant_id}'"}).json()["value"]
     assert [r["status"] for r in listed] == ["active"]
     assert listed[0]["customer"]["tenantId"] == world.tenant_id
-    other = world.add_tenant(company_name="Fabrikam", initial_domain="fabrikam.onmicrosoft.com", gdap="none")
+    other = world.add_tenant(company_name="Fabrikam", initial_domain="fabrikam.onmicrosoft.com", gdap="none",
+                             consented_apps=[world.client_id])
     graph = world.graph(other["tenant_id"])
     denied = graph.get("/v1.0/users")
     assert denied.status_code == 403

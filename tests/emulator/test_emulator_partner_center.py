@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 
+import httpx
+import pytest
+
 from .emulator_world import BASIC, World
 
 MCA = "117a77b0-9360-443b-8795-c6dedc750cf9"
@@ -61,6 +64,13 @@ def test_create_customer_makes_a_tenant_that_signs_in(world: World) -> None:
     assert pc.head("/v1/domains/newco.onmicrosoft.com").status_code == 200
     tenant = world.emulator.tenant(body["id"])
     assert (tenant["gdap"], tenant["mca_signed"]) == ("active", False)
+    # A new tenant, like any other, gives the partner's app tokens only once the app is consented there.
+    with pytest.raises(httpx.HTTPStatusError):
+        world.token(body["id"])
+    grants = [{"enterpriseApplicationId": "00000003-0000-0000-c000-000000000000", "scope": "Directory.Read.All"}]
+    consent = pc.post(f"/v1/customers/{body['id']}/applicationconsents",
+                      json={"applicationId": world.client_id, "applicationGrants": grants})
+    assert consent.status_code == 201
     assert world.graph(body["id"]).get("/v1.0/domains").json()["value"][0]["id"] == "newco.onmicrosoft.com"
     taken = pc.post("/v1/customers", json=_new_customer("newco.onmicrosoft.com"))
     assert taken.status_code == 409 and taken.json()["code"] == 1002
@@ -131,7 +141,8 @@ def test_subscribed_skus_count_as_graph_does_and_need_no_gdap(world: World) -> N
     assert {p["serviceName"] for p in sku["servicePlans"]} == {p["servicePlanName"] for p in graph_sku["servicePlans"]}
     assert sku["attributes"] == {"objectType": "SubscribedSku"}
     no_gdap = world.add_tenant(company_name="Fabrikam", initial_domain="fabrikam.onmicrosoft.com",
-                               skus=[{"sku_part_number": BASIC, "units": 2}], gdap="none")
+                               skus=[{"sku_part_number": BASIC, "units": 2}], gdap="none",
+                               consented_apps=[world.client_id])
     assert world.graph(no_gdap["tenant_id"]).get("/v1.0/subscribedSkus").status_code == 403
     items = pc.get(f"/v1/customers/{no_gdap['tenant_id']}/subscribedskus").json()["items"]
     assert [(i["productSku"]["skuPartNumber"], i["activeUnits"]) for i in items] == [(BASIC, 2)]

@@ -120,7 +120,7 @@ async def _in_process_flow() -> dict[str, Any]:
         await client.post("/_emulator/partners", json={"tenant_id": "p", "client_id": "c", "client_secret": "s"})
         await client.post("/_emulator/tenants", json={
             "tenant_id": "t", "company_name": "T", "initial_domain": "t.onmicrosoft.com",
-            "skus": [{"sku_part_number": BASIC, "units": 2}],
+            "skus": [{"sku_part_number": BASIC, "units": 2}], "consented_apps": ["c"],
             "users": [{"userPrincipalName": "boss@t.onmicrosoft.com", "directory_roles": ["Global Administrator"]}]})
         token = (await client.post("/t/oauth2/v2.0/token", data={
             "grant_type": "client_credentials", "client_id": "c", "client_secret": "s",
@@ -149,7 +149,7 @@ def test_state_file_survives_a_restart(tmp_path: Any) -> None:
     state = str(tmp_path / "world.json")
     with running_emulator(state_file=state) as first:
         first.add_partner("p", "c", "s")
-        first.add_tenant(tenant_id="t", company_name="T", initial_domain="t.onmicrosoft.com")
+        first.add_tenant(tenant_id="t", company_name="T", initial_domain="t.onmicrosoft.com", consented_apps=["c"])
         token = first.token("t", "c", "s")
     assert os.path.exists(state)
     with running_emulator(state_file=state) as second, second.client() as client:

@@ -77,7 +77,9 @@ class Seeder:
             company_name=f"Tenant {tag}", initial_domain=initial,
             domains=[{"name": domain, "verified": True}, *({"name": d, "verified": False} for d in unverified)],
             skus=[{"sku_part_number": sku, "units": units} for sku in skus], mca_signed=mca_signed, gdap=gdap,
-            users=list(users))
+            users=list(users),
+            # Connected in the database directly, past connect_tenant's consent: consented here as well.
+            consented_apps=[self.client_id] if connected else [])
         rows = {s["sku_part_number"]: s for s in seeded["skus"]}
         with self.session() as s:
             b = Builder(s)

@@ -20,6 +20,9 @@ from shared.microsoft.errors import (
 )
 
 EXCHANGE_STANDARD = ("9aaf7827-d63c-4b61-89c3-182f06f82e5c", "EXCHANGE_S_STANDARD")
+# User, License and Exchange Administrator: what a relationship grants unless a test says otherwise.
+ENGINE_ROLES = ("fe930be7-5e62-47db-91af-98c3a49a38b1", "4d6ac14f-3453-41d0-bef9-a3e0c569773a",
+                "29232cdf-9323-42fd-ade2-1d097af3e4de")
 TEAMS = ("57ff2da0-773e-42df-b2af-ffb7a2317929", "TEAMS1")
 
 
@@ -46,6 +49,9 @@ class FakeTenant:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     mca: list[dict[str, Any]] = field(default_factory=list)
     gdap: str = "active"
+    gdap_roles: tuple[str, ...] = ENGINE_ROLES
+    gdap_ends: str = "2030-01-01T00:00:00Z"
+    consents: set[str] = field(default_factory=set)  # client ids granted through Partner Center
     mailboxes: set[str] = field(default_factory=set)  # user ids whose mailbox exists
     hidden: set[str] = field(default_factory=set)  # user ids not replicated yet
     roles: dict[str, list[str]] = field(default_factory=dict)  # user id -> directory role names
@@ -134,6 +140,16 @@ class FakePartnerCenter:
     def subscribed_skus(self, customer_tenant_id: str) -> list[dict[str, Any]]:
         return [s.graph() for s in self.ms.tenants[customer_tenant_id].skus.values()]
 
+    def grant_application_consent(self, customer_tenant_id: str, application_id: str,
+                                  grants: Sequence[tuple[str, str]]) -> bool:
+        """True when granted now, False when it was already there (Partner Center's 409)."""
+        self.ms.hit("grant_application_consent")
+        tenant = self.ms.tenants[customer_tenant_id]
+        if application_id in tenant.consents:
+            return False
+        tenant.consents.add(application_id)
+        return True
+
 
 class FakeGraph:
     def __init__(self, ms: FakeMicrosoft, tenant_id: str) -> None:
@@ -152,8 +168,10 @@ class FakeGraph:
 
     def gdap_relationships(self, customer_tenant_id: str) -> list[dict[str, Any]]:
         self.ms.hit("gdap_relationships")
-        status = self.ms.tenants[customer_tenant_id].gdap
-        return [] if status == "none" else [{"id": "rel", "status": status}]
+        t = self.ms.tenants[customer_tenant_id]
+        return [] if t.gdap == "none" else [{
+            "id": "rel", "displayName": "CSP relationship", "status": t.gdap, "endDateTime": t.gdap_ends,
+            "accessDetails": {"unifiedRoles": [{"roleDefinitionId": r} for r in t.gdap_roles]}}]
 
     def domains(self) -> list[dict[str, Any]]:
         self.ms.hit("domains")

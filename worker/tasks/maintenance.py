@@ -1,13 +1,15 @@
-"""Beat tasks: reconcile (re-drive due and stalled requests), resume requests whose MCA got signed, cleanup."""
+"""Beat tasks: reconcile (re-drive due and stalled requests), resume what a fixed cause unblocked, cleanup."""
 from __future__ import annotations
 
 from shared.agreements.resume import resume_signed
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
+from shared.microsoft.factory import get_microsoft
 from shared.pipeline import cleanup as cleanup_rules
 from shared.pipeline.reconcile import reconcile as reconcile_requests
 from shared.requests.dispatch import publish_after_commit
 from shared.settings import get_settings
+from shared.tenants.resume import resume_blocked_access
 from worker.base import provisioner_task
 
 
@@ -22,6 +24,11 @@ def reconcile() -> None:
 @provisioner_task(soft_time_limit=50.0, time_limit=60.0)
 def resume_signed_agreements() -> None:
     resume_signed()  # publishes what it resumed after its own commits
+
+
+@provisioner_task(soft_time_limit=50.0, time_limit=60.0)
+def resume_access() -> None:
+    resume_blocked_access(get_microsoft(), settings=get_settings(), now=utcnow())
 
 
 @provisioner_task(soft_time_limit=270.0, time_limit=300.0)

@@ -32,6 +32,11 @@ class TenantConnection(IdMixin, TimestampMixin, Base):
     state: Mapped[str] = mapped_column(String(16), default="connecting")  # connecting|connected|failed
     gdap_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
     connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When the engine granted (or found) the partner app's CPV consent in the tenant.
+    consented_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # What check_gdap last read: the active relationships' role template ids and when the last one ends.
+    gdap_roles: Mapped[list[str] | None] = mapped_column(Json, nullable=True)
+    gdap_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Agreement(IdMixin, TimestampMixin, Base):

@@ -31,14 +31,14 @@ class Seeded:
 
 
 def seed(emulator: Any, **faults: Any) -> Seeded:
-    """Reset the emulator, add the partner app and one customer tenant (GDAP active)."""
+    """Reset the emulator, add the partner app and one customer tenant (GDAP active, the app consented)."""
     emulator.reset()
     emulator.add_partner(PARTNER_TENANT, CLIENT_ID, CLIENT_SECRET)
     tenant = emulator.add_tenant(
         company_name="Contoso", initial_domain="contoso.onmicrosoft.com",
         domains=[{"name": "contoso.com", "verified": True}, {"name": "pending.example", "verified": False}],
         skus=[{"sku_part_number": BASIC, "units": 3}], mca_signed=False, gdap="active",
-        users=[{"userPrincipalName": upn, "usageLocation": "NL"} for upn in USERS],
+        users=[{"userPrincipalName": upn, "usageLocation": "NL"} for upn in USERS], consented_apps=[CLIENT_ID],
     )
     if faults:
         emulator.set_faults(**faults)

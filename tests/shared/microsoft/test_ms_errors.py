@@ -36,7 +36,7 @@ CASES = [
     (400, graph("syncStateNotFound", "The sync state generation is not found."), "graph", e.DeltaTokenExpired),
     (410, graph("resyncRequired", "Resync required."), "graph", e.DeltaTokenExpired),
     (401, graph("InvalidAuthenticationToken", "Access token has expired."), "graph", e.AuthFailed),
-    (403, graph("Authorization_RequestDenied", "Insufficient privileges."), "graph", e.Forbidden),
+    (403, graph("Authorization_RequestDenied", "Insufficient privileges."), "graph", e.PermissionDenied),
     (500, graph("generalException", "boom"), "graph", e.Transient),
     (502, "<html>bad gateway</html>", "graph", e.Transient),
     (504, None, "graph", e.Transient),
@@ -62,9 +62,26 @@ CASES = [
                      "ManagementObjectNotFoundException|couldn't be found"}}, "exchange", e.MailboxNotReady),
     (400, {"error": {"code": "BadRequest", "message": "A parameter cannot be found"}}, "exchange", e.BadRequest),
     (404, None, "exchange", e.NotFound),
+    (403, {"error": {"code": "Forbidden", "message": "ExAB12|Microsoft.Exchange.Security.Authorization."
+                     "UnauthorizedAccessException|The user or application is not authorized to access this "
+                     "organization."}}, "exchange", e.PermissionDenied),
     # a "couldn't be found" outside Exchange is not about mailboxes
     (404, pc(1000, "Customer couldn't be found"), "partner_center", e.NotFound),
 ]
+
+
+@pytest.mark.parametrize(("error", "code", "expected"), [
+    ("unauthorized_client", "AADSTS700016", e.ConsentMissing),  # no (or no propagated) consent in the tenant
+    ("invalid_grant", "AADSTS65001", e.ConsentMissing),  # consented, but not for this API
+    ("invalid_client", "AADSTS7000215", e.CredentialsRejected),  # wrong secret
+    ("invalid_client", "AADSTS7000222", e.CredentialsRejected),  # expired secret
+    ("invalid_grant", "AADSTS50173", e.CredentialsRejected),  # revoked refresh token
+    ("invalid_grant", "AADSTS700082", e.CredentialsRejected),  # refresh token expired by inactivity
+    ("invalid_tenant", "AADSTS90002", e.AuthFailed),
+])
+def test_sign_in_refusals(error: str, code: str, expected: type[e.MicrosoftError]) -> None:
+    err = e.sign_in_error(error, code, "refused", tenant_id="t1")
+    assert type(err) is expected and err.code == code and err.tenant_id == "t1"
 
 
 @pytest.mark.parametrize(("status", "body", "service", "expected"), CASES)

@@ -91,3 +91,27 @@ def test_debug_line_names_method_path_status_and_request_id(ms: MicrosoftClients
     assert line.startswith("graph GET /v1.0/users -> 200 ")
     assert f"request_id={rid}" in line and "elapsed_ms=" in line
     assert "someone" not in line  # the query (filters, UPNs) stays out of the log
+
+
+@pytest.mark.parametrize(("error", "number", "expected"), [
+    ("unauthorized_client", 700016, e.ConsentMissing),  # no consent in the customer tenant
+    ("invalid_grant", 50173, e.CredentialsRejected),  # the stored refresh token was revoked
+])
+def test_access_refusals_name_the_reseller_and_tenant_and_nothing_secret(
+        ms: MicrosoftClients, fake: FakeMicrosoft, caplog: pytest.LogCaptureFixture, error: str, number: int,
+        expected: type[e.MicrosoftError]) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake.token_reply = lambda form: httpx.Response(400, json={
+        "error": error, "error_description": f"AADSTS{number}: refused.", "error_codes": [number]})
+    reseller = PartnerCredential(PARTNER, "app", SECRET, refresh_token=REFRESH, reseller="Acme Reseller")
+    with pytest.raises(expected) as refused:
+        if expected is e.ConsentMissing:
+            ms.graph(reseller, CUSTOMER).domains()
+        else:
+            ms.partner_center(reseller).check_connection()
+    exc = refused.value
+    assert exc.code == f"AADSTS{number}" and exc.partner is not None and exc.partner.reseller == "Acme Reseller"
+    assert exc.tenant_id in (CUSTOMER, PARTNER) and exc.tenant_id in str(exc)
+    assert not leaks(f"{exc} {exc!r} {exc.args!r} {exc.partner!r} {vars(exc)!r}", fake)
+    for record in caplog.records:
+        assert not leaks(" ".join([record.getMessage(), repr(record.args), record.exc_text or ""]), fake)

@@ -50,7 +50,7 @@ class SyncWorld:
         spec = self.em.add_tenant(
             company_name=f"Tenant {self.tag}", initial_domain=self.initial, gdap="active", mca_signed=True,
             domains=[{"name": self.verified, "verified": True}],
-            skus=[{"sku_part_number": part, "units": 100} for part in skus])
+            skus=[{"sku_part_number": part, "units": 100} for part in skus], consented_apps=[PARTNER_CLIENT])
         self.tenant_id = spec["tenant_id"]
         self.sku_ids = {s["sku_part_number"]: s["sku_id"] for s in spec["skus"]}
         return self.tenant_id

@@ -32,6 +32,8 @@ def test_without_an_active_gdap_relationship_the_request_is_blocked(world):
     connect_tenant(world.ctx(req, "connect_tenant"))
     outcome = check_gdap(world.ctx(req, "check_gdap"))
     assert isinstance(outcome, Blocked) and outcome.reason == "gdap_missing"
+    assert world.provider.name in outcome.message and "(expired)" in outcome.message
+    assert "Fix: Ask the customer to approve a GDAP relationship" in outcome.message
 
 
 def test_an_unknown_tenant_fails_clearly(world):
@@ -40,6 +42,7 @@ def test_an_unknown_tenant_fails_clearly(world):
     with pytest.raises(StepFailed) as failed:
         connect_tenant(world.ctx(req, "connect_tenant"))
     assert failed.value.code == "tenant_not_found"
+    assert world.provider.name in failed.value.message and "reseller relationship" in failed.value.message
 
 
 def test_a_new_tenant_is_created_once_and_waited_for_until_it_accepts_sign_in(world):
