@@ -1,4 +1,5 @@
-"""The raw Celery ceiling: five-link chains of no-op tasks, on the product's broker and worker settings.
+"""The raw Celery ceiling: chains of no-op tasks as long as a user's provisioning chain, on the product's
+broker and worker settings.
 
 The reference for the end-to-end provisioning rate (bench/provision_throughput.py): a Redis broker
 (its own redis-server, or the one --redis-url names: db 6, flushed), the same Celery configuration
@@ -33,9 +34,11 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from celery import Celery, chain  # noqa: E402
 
+from shared.requests import kinds  # noqa: E402
 from tests.harness.services import add_service_options, from_args  # noqa: E402
 
-LINKS = 5
+# One no-op task per step of user.provision, so the ceiling is the same number of messages a user costs.
+LINKS = len(kinds.steps_of(kinds.USER_PROVISION))
 NOOP, LAST = "bench.ceiling.noop", "bench.ceiling.last"
 COUNTER = "bench:ceiling:done"
 BROKER_DB = 6

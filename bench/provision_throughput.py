@@ -6,7 +6,7 @@ throttling or mailbox delay, and real processes: by default two
 `provisioner worker -P threads -c 4` and one `provisioner beat`. 300 user.provision requests over three
 tenants (two licences and one alias per user) are created as the API accepts them and published; the
 clock runs from the publish to the last request succeeded. Each user is the whole chain: reserve_seat,
-ensure_user (create), assign_licences, wait_mailbox (one durable timer, re-enqueued by the reconciler),
+ensure_user (create), assign_licences, wait_mailbox (a short Celery retry until the mailbox shows),
 apply_aliases, notify.
 
 Compare with bench/celery_ceiling.py (the same broker, Celery settings and workers, no-op tasks).

@@ -168,6 +168,33 @@ def test_dev_starts_everything_and_stops_on_ctrl_c(start_dev: Callable[..., Dev]
     assert_all_gone(dev, tree)
 
 
+def readme_walkthrough() -> str:
+    """The README's guide walkthrough, the first bash block under its heading, exactly as printed there."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Guide walkthrough", 1)[1]
+    return section.split("```bash\n", 1)[1].split("\n```", 1)[0]
+
+
+def test_the_readme_walkthrough_provisions_a_user(start_dev: Callable[..., Dev]) -> None:
+    """The README's curl walkthrough works as written against `provisioner dev` (only the API's port differs:
+    the test's stack runs on free ports, and the walkthrough's `var/` is the test's)."""
+    script = readme_walkthrough()
+    assert "http://127.0.0.1:8000" in script
+    dev = start_dev()
+    tree = wait_ready(dev)
+    script = script.replace("http://127.0.0.1:8000", f"http://127.0.0.1:{dev.api}")
+    run = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=dev.var.parent, capture_output=True,
+                         text=True, timeout=240)
+    assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}\n{dev.output()[-3000:]}"
+    ends = [line for line in run.stdout.splitlines() if line.startswith("request ")]
+    assert len(ends) == 5 and all(line.endswith(": succeeded") for line in ends), run.stdout
+    assert "{'user': 'created', 'password': 'set'}" in run.stdout
+    assert '"state":"provisioned"' in run.stdout and '"licences":["O365_BUSINESS_PREMIUM"]' in run.stdout
+    os.killpg(dev.proc.pid, signal.SIGTERM)
+    assert dev.proc.wait(timeout=GONE_S) == 0
+    assert_all_gone(dev, tree)
+
+
 # Two API processes: the API's own children (uvicorn processes, multiprocessing's resource tracker)
 # are grandchildren of the supervisor, and must end too.
 @pytest.mark.parametrize(("sig", "ignore_sigint"), [
