@@ -1,6 +1,8 @@
 """`keys rotate-secrets`: every stored secret re-encrypted under the newest key, readable once the old key goes."""
 from __future__ import annotations
 
+import os
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,6 +17,8 @@ OLD, NEW = "old-secret-key-" + "o" * 20, "new-secret-key-" + "n" * 20
 
 
 def test_rotation_moves_every_secret_to_the_newest_key(db: Session, settings_env: pytest.MonkeyPatch) -> None:
+    # Rows other tests committed to the session's database were sealed with the suite's key: still listed.
+    suite_key = os.environ["SECRET_KEY"]
     settings_env.delenv("SECRET_KEYS", raising=False)
     settings_env.setenv("SECRET_KEY", OLD)
     reset_settings()
@@ -26,7 +30,7 @@ def test_rotation_moves_every_secret_to_the_newest_key(db: Session, settings_env
                             body={"sealed": encrypt('{"a": 1}').decode()}))
     db.flush()
 
-    settings_env.setenv("SECRET_KEYS", f"{NEW},{OLD}")
+    settings_env.setenv("SECRET_KEYS", f"{NEW},{OLD},{suite_key}")
     reset_settings()
     counts = rotate_secrets(db)
     db.flush()
