@@ -8,11 +8,11 @@ from typing import Annotated
 import typer
 
 from commands import lifeline
+from commands.keys import keys_app
 from shared.settings import ConfigError, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="m365-provisioner: provisioning engine for Microsoft 365 resellers.")
-keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
 app.add_typer(keys_app, name="keys")
 partner_app = typer.Typer(no_args_is_help=True, help="A reseller's own Microsoft access.")
 app.add_typer(partner_app, name="partner")
@@ -91,9 +91,14 @@ def beat(ctx: typer.Context) -> None:
 @app.command(context_settings=PASS_THROUGH)
 def flower(ctx: typer.Context) -> None:
     """Flower, watching the workers through Celery events (basic auth from FLOWER_BASIC_AUTH)."""
+    from shared.settings import secret_key_not_needed
     from worker.app import get_app
 
+    secret_key_not_needed()  # Flower reads Celery's events, never a secret at rest
     settings = load_settings()
+    if not settings.flower_basic_auth and settings.environment != "dev":
+        raise ConfigError("configuration error: FLOWER_BASIC_AUTH: required outside ENVIRONMENT=dev "
+                          "(user:password; Flower shows task arguments and can control workers)")
     args = list(ctx.args)
     if settings.flower_basic_auth:
         args.append(f"--basic-auth={settings.flower_basic_auth}")
@@ -112,27 +117,6 @@ def migrate(
         m.downgrade(settings.database_url, downgrade)
     else:
         m.upgrade(settings.database_url)
-
-
-@keys_app.command("create")
-def keys_create(
-    role: Annotated[str, typer.Option(help="operator | service-provider | customer")],
-    scope: Annotated[str | None, typer.Option(help="service provider id or customer id the key is bound to")] = None,
-    name: Annotated[str | None, typer.Option(help="a label for the key")] = None,
-) -> None:
-    """Create an API key and print it once (only its hash is stored)."""
-    from shared.auth.keys import create_key
-    from shared.db.uow import UnitOfWork
-
-    load_settings()
-    try:
-        with UnitOfWork() as uow:
-            key = create_key(uow.session, role=role, scope_id=scope, name=name)
-            uow.commit()
-    except ValueError as exc:  # unknown role, missing or unknown scope
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    typer.echo(key)
 
 
 @partner_app.command("consent")

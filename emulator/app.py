@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import os
 import random
 from collections.abc import MutableMapping
 from typing import Any, NoReturn
@@ -44,8 +46,11 @@ class Emulator:
     `clock` is Microsoft's time for everything the emulator models (real time unless a test freezes it).
     """
 
-    def __init__(self, world: World | None = None, *, seed: int | None = None, clock: Clock | None = None) -> None:
+    def __init__(self, world: World | None = None, *, seed: int | None = None, clock: Clock | None = None,
+                 control_token: str | None = None) -> None:
         self.world = world or World()
+        # The control API rewrites the world; where the emulator is reachable by others it takes a token.
+        self.control_token = control_token or os.environ.get("EMULATOR_CONTROL_TOKEN") or None
         self.clock = clock or Clock()
         self.faults = Faults(random.Random(seed))
         self.stats = Stats()
@@ -79,7 +84,8 @@ class Emulator:
         if method in _BODY_METHODS:
             req.body = await _read_body(receive)
         if found.family == "control":
-            await _send(send, await self._handle(found, req))
+            refused = self._control_refusal(req)
+            await _send(send, refused if refused is not None else await self._handle(found, req))
             return
         delay = self.faults.latency_s()
         if delay:
@@ -113,6 +119,17 @@ class Emulator:
             log.exception("emulator bug while handling %s %s", req.method, req.path)
             return RENDERERS[found.family](req, ApiError(500, "InternalServerError", "Emulator error."))
 
+    def _control_refusal(self, req: Request) -> Response | None:
+        if self.control_token is None:
+            return None
+        given = req.header(b"authorization") or ""
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self.control_token.encode()):
+            return None
+        return RENDERERS["control"](req, ApiError(401, "unauthorized", "the control API needs "
+                                                       "Authorization: Bearer $EMULATOR_CONTROL_TOKEN",
+                                                  headers={"WWW-Authenticate": "Bearer"}))
+
     async def _unrouted(self, scope: MutableMapping[str, Any], send: Any) -> None:
         req = Request(scope, {}, self.clock)
         family = next((f for prefix, f in _FAMILY_BY_PREFIX if req.path.startswith(prefix)), "control")
@@ -128,8 +145,9 @@ class Emulator:
         await _send(send, RENDERERS[family](req, error))
 
 
-def create_app(world: World | None = None, *, clock: Clock | None = None) -> Emulator:
-    return Emulator(world, clock=clock)
+def create_app(world: World | None = None, *, clock: Clock | None = None,
+               control_token: str | None = None) -> Emulator:
+    return Emulator(world, clock=clock, control_token=control_token)
 
 
 async def _read_body(receive: Any) -> bytes:

@@ -27,7 +27,9 @@ class RunningEmulator:
         self.process = process
         self.log_path = log_path  # the process's output, while it runs
         self._faults = faults
-        self._control = self.client()
+        # The subprocess inherits EMULATOR_CONTROL_TOKEN, so the control client presents the same one.
+        token = os.environ.get("EMULATOR_CONTROL_TOKEN")
+        self._control = self.client(headers={"Authorization": f"Bearer {token}"} if token else None)
 
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.ca_path)

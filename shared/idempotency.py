@@ -15,10 +15,12 @@ from shared.db.models import IdempotentAnswer
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
 from shared.errors import StateConflict
-from shared.security import decrypt, encrypt
+from shared.security import decrypt
 
 MAX_AGE = timedelta(hours=24)
 MAX_KEY_LENGTH = 200
+# What a replay says in place of a temporary password: the first answer was the only one to carry it.
+PASSWORD_WITHHELD = "shown once, in the first answer to this Idempotency-Key; a replay does not carry it"
 
 T = TypeVar("T")
 
@@ -56,7 +58,8 @@ def answer_once(uow: UnitOfWork, idem: Idempotency | None, status: int, work: Ca
     A stored answer for the key is replayed instead; another request under the same key is a
     409 `idempotency_conflict`. Only successful answers are stored: an error leaves nothing behind
     (the whole call rolled back), so a retry with the same key runs again. `secret` answers (a
-    temporary password) are stored encrypted; answers older than MAX_AGE are forgotten.
+    temporary password) are stored without it: the replay says it was shown once. Answers older than
+    MAX_AGE are forgotten (and purged by the hourly cleanup, shared.pipeline.cleanup).
     """
     keyed = idem is not None and idem.key is not None
     with uow:
@@ -71,7 +74,7 @@ def answer_once(uow: UnitOfWork, idem: Idempotency | None, status: int, work: Ca
             assert idem is not None and idem.key is not None
             uow.session.add(IdempotentAnswer(api_key_id=idem.api_key_id, key=idem.key,
                                              fingerprint=idem.fingerprint, status=status,
-                                             body=_seal(body) if secret else {"plain": body}))
+                                             body={"plain": withhold_passwords(body) if secret else body}))
         uow.commit()
     return Answer(status, body)
 
@@ -94,11 +97,20 @@ def _stored(session: Session, idem: Idempotency) -> Answer | None:
     return Answer(row.status, _unseal(row.body), replayed=True)
 
 
-def _seal(body: Any) -> dict[str, str]:
-    return {"sealed": encrypt(orjson.dumps(body).decode()).decode()}
+def withhold_passwords(body: Any) -> Any:
+    """`body` with every `temporary_password` replaced by null and a note saying it was shown once."""
+    if isinstance(body, list):
+        return [withhold_passwords(item) for item in body]
+    if not isinstance(body, dict):
+        return body
+    out = {k: withhold_passwords(v) for k, v in body.items()}
+    if "temporary_password" in out:
+        out["temporary_password"] = None
+        out["temporary_password_note"] = PASSWORD_WITHHELD
+    return out
 
 
 def _unseal(stored: dict[str, Any]) -> Any:
-    if "sealed" in stored:
-        return orjson.loads(decrypt(stored["sealed"].encode()))
+    if "sealed" in stored:  # answers stored (encrypted) by earlier releases, still within their 24 h
+        return withhold_passwords(orjson.loads(decrypt(stored["sealed"].encode())))
     return stored["plain"]

@@ -1,4 +1,4 @@
-"""Secrets at rest (Fernet from SECRET_KEY), API key hashing and temporary passwords."""
+"""Secrets at rest (MultiFernet over SECRET_KEYS, newest first), API key hashing and temporary passwords."""
 from __future__ import annotations
 
 import base64
@@ -8,7 +8,7 @@ import hmac
 import secrets
 import string
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from shared.settings import get_settings
 
@@ -21,14 +21,20 @@ class SecretUnreadable(Exception):
     """A stored secret cannot be decrypted with the current SECRET_KEY."""
 
 
-def _fernet(secret_key: str | None = None) -> Fernet:
-    key = secret_key or get_settings().secret_key
-    if not key:
+def _fernet(secret_key: str | None = None) -> MultiFernet:
+    keys = [secret_key] if secret_key else get_settings().secret_key_ring
+    if not keys:
         raise SecretUnreadable("SECRET_KEY is not set")
-    return _fernet_for(key)
+    return _multi_fernet_for(tuple(keys))
 
 
 @functools.lru_cache(maxsize=4)
+def _multi_fernet_for(keys: tuple[str, ...]) -> MultiFernet:
+    # The first key encrypts; every key is tried to decrypt, so a rotation never strands a stored secret.
+    return MultiFernet([_fernet_for(k) for k in keys])
+
+
+@functools.lru_cache(maxsize=16)
 def _fernet_for(key: str) -> Fernet:
     # Derived once per key: every accepted user encrypts a password.
     digest = hashlib.sha256(b"m365-provisioner/secrets-at-rest\x00" + key.encode()).digest()
@@ -44,6 +50,14 @@ def decrypt(token: bytes, *, secret_key: str | None = None) -> str:
         return _fernet(secret_key).decrypt(token).decode()
     except InvalidToken:
         raise SecretUnreadable("stored secret cannot be decrypted (was SECRET_KEY changed?)") from None
+
+
+def reencrypt(token: bytes) -> bytes:
+    """The same secret under the newest key (MultiFernet.rotate); its original timestamp is kept."""
+    try:
+        return _fernet().rotate(token)
+    except InvalidToken:
+        raise SecretUnreadable("stored secret cannot be decrypted with any of SECRET_KEYS") from None
 
 
 def generate_password(length: int = PASSWORD_LENGTH) -> str:

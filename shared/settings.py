@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     # Unset: limiter and throttling state stay inside the process (embedded default only).
     redis_url: str | None = None
     secret_key: str | None = Field(default=None, min_length=16)
+    # Key rotation: comma separated, newest first; the newest encrypts, every one decrypts. Wins over SECRET_KEY.
+    secret_keys: str | None = None
 
     ms_login_url: str = "https://login.microsoftonline.com"
     ms_graph_url: str = "https://graph.microsoft.com"
@@ -164,11 +166,33 @@ class Settings(BaseSettings):
             raise ValueError("must be an https:// root (msal refuses anything else)")
         return v.rstrip("/")
 
+    @field_validator("secret_keys")
+    @classmethod
+    def _key_ring(cls, v: str | None) -> str | None:
+        if v is not None and any(len(k.strip()) < 16 for k in v.split(",")):
+            raise ValueError("every key must have at least 16 characters (comma separated, newest first)")
+        return v
+
     @model_validator(mode="after")
     def _secret_required(self) -> Settings:
-        if self.environment == "production" and not self.secret_key:
-            raise ValueError("SECRET_KEY is required outside dev (it encrypts secrets at rest)")
+        if self.environment == "production" and not self.secret_key_ring and not _secret_optional:
+            raise ValueError("SECRET_KEY (or SECRET_KEYS) is required outside dev (it encrypts secrets at rest)")
         return self
+
+    @model_validator(mode="after")
+    def _smtp_login_encrypted(self) -> Settings:
+        # A username means a password goes over the wire: never in clear text.
+        if self.smtp_host and self.smtp_username and not (self.smtp_starttls or self.smtp_ssl):
+            raise ValueError("SMTP_USERNAME needs SMTP_STARTTLS=true or SMTP_SSL=true (the login must not "
+                             "cross the network in clear text)")
+        return self
+
+    @property
+    def secret_key_ring(self) -> list[str]:
+        """Keys for secrets at rest, newest (the one that encrypts) first."""
+        if self.secret_keys:
+            return [k.strip() for k in self.secret_keys.split(",") if k.strip()]
+        return [self.secret_key] if self.secret_key else []
 
     @property
     def is_sqlite(self) -> bool:
@@ -183,6 +207,8 @@ def _explain(exc: ValidationError) -> str:
         msg = err.get("msg", "invalid").removeprefix("Value error, ")
         if not name and "SECRET_KEY" in msg:
             name = "SECRET_KEY"
+        if not name and "SMTP_USERNAME" in msg:
+            name = "SMTP_USERNAME"
         lines.append(f"configuration error: {name or 'settings'}: {msg}")
     return "\n".join(lines)
 
@@ -193,6 +219,16 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         raise ConfigError(_explain(exc)) from None
+
+
+_secret_optional = False
+
+
+def secret_key_not_needed() -> None:
+    """Declared by a process that never reads or writes a secret at rest (Flower): SECRET_KEY is not required."""
+    global _secret_optional
+    _secret_optional = True
+    get_settings.cache_clear()
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 from typer.main import get_command
@@ -29,3 +30,38 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck() -> None:
     assert "\nUSER provisioner" in text
     assert "HEALTHCHECK" in text
     assert "--require-hashes" in text
+
+
+def _compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_the_api_is_published_only_through_tls() -> None:
+    services = _compose()["services"]
+    assert services["api"]["ports"] == ["127.0.0.1:8000:8000"]
+    caddy = services["caddy"]
+    assert "443:443" in caddy["ports"]
+    assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in caddy["volumes"]
+    caddyfile = (ROOT / "deploy" / "Caddyfile").read_text()
+    assert "reverse_proxy api:8000" in caddyfile and "{$API_DOMAIN}" in caddyfile
+    for name, svc in services.items():  # every other published port is on loopback
+        for port in svc.get("ports", []):
+            assert name == "caddy" or str(port).startswith("127.0.0.1:"), f"{name} publishes {port}"
+
+
+def test_the_emulator_runs_only_under_its_profile_with_a_control_token() -> None:
+    services = _compose()["services"]
+    emulator = services["emulator"]
+    assert emulator["profiles"] == ["emulator"]
+    assert "EMULATOR_CONTROL_TOKEN" in emulator["environment"]
+    assert all("profiles" not in svc for name, svc in services.items() if name != "emulator")
+
+
+def test_the_image_installs_only_the_runtime_lock_on_a_pinnable_base() -> None:
+    text = (ROOT / "deploy" / "Dockerfile").read_text()
+    installs = [line for line in text.splitlines() if "pip install" in line and " -r " in line]
+    assert installs and all("requirements/runtime.txt" in line for line in installs)
+    assert not [line for line in text.splitlines() if "lock.txt" in line and not line.startswith("#")]
+    froms = [line for line in text.splitlines() if line.startswith("FROM ")]
+    assert froms and all(line.startswith("FROM ${PYTHON_IMAGE}") for line in froms)
+    assert "\nARG PYTHON_IMAGE=" in text

@@ -122,17 +122,23 @@ class UserList(BaseModel):
     next_cursor: str | None
 
 
+_WITHHELD = "Only in a replay (`Idempotent-Replayed: true`): why `temporary_password` is null"
+
+
 class ProvisionAccepted(BaseModel):
     request: RequestPublic
-    temporary_password: str = Field(description="Shown here only, once; applies as `temporary_password_applies` says")
+    temporary_password: str | None = Field(
+        description="Shown here only, once, and applies as `temporary_password_applies` says; null in a replay")
     temporary_password_applies: PasswordApplies = Field(description=_APPLIES)
+    temporary_password_note: str | None = Field(default=None, description=_WITHHELD)
 
 
 class ProvisionedUser(BaseModel):
     user: UserPublic
     request: RequestPublic
-    temporary_password: str
+    temporary_password: str | None = Field(description="Shown once; null in a replay")
     temporary_password_applies: PasswordApplies = Field(default="if_created", description=_APPLIES)
+    temporary_password_note: str | None = Field(default=None, description=_WITHHELD)
 
 
 class BulkAccepted(BaseModel):

@@ -14,11 +14,18 @@ from typing import Any
 CONTEXT_FIELDS = ("request_id", "customer_id", "tenant_id", "step", "task_id")
 _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("log_context", default={})  # noqa: B039
 
-# Last line of defence: whatever a careless message carries, these never reach a log sink.
+# Last line of defence: whatever a careless message carries, these never reach a log sink. A secret's
+# name may sit in JSON, a Python repr ({'password': 'x'}), a JSON-escaped message (\"password\") or a
+# query string; a quoted value is redacted up to its closing quote (temporary passwords contain & , } =),
+# an unquoted one up to the next parameter (&name=), space or delimiter.
+_SECRET_NAME = r"\w*(?:password|passwd|secret|access_token|refresh_token|api_key|apikey)"
+_KEY = rf"(?:\\?[\"'])?{_SECRET_NAME}(?:\\?[\"'])?\s*[:=]\s*"
 _REDACT = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*"), r"\1[redacted]"),
-    (re.compile(r"(?i)(\"?(?:password|client_secret|access_token|refresh_token)\"?\s*[:=]\s*\"?)[^\s\",}&]+"),
-     r"\1[redacted]"),
+    (re.compile(rf"(?i)({_KEY})(\\?[\"'])(.*?)\2"), r"\1\2[redacted]\2"),
+    (re.compile(rf"(?i)({_KEY})(?![\\\"'\[])[^\s,;}}\])]+?(?=&\w+=|[\s,;}}\])]|$)"), r"\1[redacted]"),
+    # Our own API keys, wherever they appear: the lookup prefix stays (it names the key, it opens nothing).
+    (re.compile(r"\b(m365p_[0-9a-f]{12}_)[A-Za-z0-9_\-]+"), r"\1[redacted]"),
 ]
 
 
@@ -63,14 +70,14 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         for name in CONTEXT_FIELDS:
             value = getattr(record, name, None)
             if value:
                 doc[name] = value
         if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
+            doc["exc"] = redact(self.formatException(record.exc_info))
         return redact(json.dumps(doc, default=str))
 
 

@@ -1,4 +1,5 @@
-"""Hourly housekeeping: forget temporary passwords nobody can still need, drop old sent notifications."""
+"""Hourly housekeeping: forget temporary passwords nobody can still need, drop old sent notifications and
+idempotent answers past their 24 h."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -6,7 +7,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from shared.db.models import OutboxMessage, ProvisioningRequest, UserService
+from shared.db.models import IdempotentAnswer, OutboxMessage, ProvisioningRequest, UserService
+from shared.idempotency import MAX_AGE as IDEMPOTENCY_MAX_AGE
 from shared.requests import kinds
 
 # A failed provisioning may be retried (and still need the password to create the user) this long.
@@ -39,7 +41,14 @@ def drop_sent(session: Session, now: datetime) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def drop_expired_idempotent_answers(session: Session, now: datetime) -> int:
+    """Past their 24 h nobody may replay them; they name users and (older releases) held sealed passwords."""
+    result = session.execute(delete(IdempotentAnswer).where(IdempotentAnswer.created_at < now - IDEMPOTENCY_MAX_AGE))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def run(session: Session, *, now: datetime) -> None:
     forget_passwords(session, now)
     forget_stale_email_secrets(session, now)
     drop_sent(session, now)
+    drop_expired_idempotent_answers(session, now)

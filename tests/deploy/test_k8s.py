@@ -272,6 +272,22 @@ def test_labels_and_selectors_agree(rendered: dict[str, list[Obj]], overlay: str
             assert chosen == [o["metadata"]["name"]], f"{o['kind']}/{o['metadata']['name']} selects {chosen}"
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_api_is_reached_through_tls_issued_by_cert_manager(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objects = rendered[overlay]
+    ingress = find(objects, "Ingress", "api")
+    assert ingress["metadata"]["annotations"].get("cert-manager.io/cluster-issuer")
+    tls_hosts = {h for t in ingress["spec"]["tls"] for h in t["hosts"]}
+    assert all(t["secretName"] for t in ingress["spec"]["tls"])
+    service_port = find(objects, "Service", "api")["spec"]["ports"][0]["name"]
+    for rule in ingress["spec"]["rules"]:
+        assert rule["host"] in tls_hosts, f"{rule['host']} is served without TLS"
+        for path in rule["http"]["paths"]:
+            assert path["backend"]["service"] == {"name": "api", "port": {"name": service_port}}
+    # Nothing else exposes the API outside the cluster.
+    assert find(objects, "Service", "api")["spec"]["type"] == "ClusterIP"
+
+
 # --- configuration --------------------------------------------------------------------------------------------
 
 

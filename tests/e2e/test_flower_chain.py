@@ -12,6 +12,7 @@ import pytest
 from shared.requests import kinds
 from tests.e2e.pipeline_fixtures import *  # noqa: F403
 from tests.e2e.pipeline_fixtures import fresh_stack
+from tests.harness.processes import FLOWER_AUTH
 from worker.canvas import publish
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -25,7 +26,7 @@ def _free_port() -> int:
 
 def _tasks_of(flower: str, request_id: str) -> list[dict[str, Any]]:
     """Flower's task list (its /api/tasks, fed by the workers' events) for one request, oldest first."""
-    tasks = httpx.get(f"{flower}/api/tasks", timeout=5).json()
+    tasks = httpx.get(f"{flower}/api/tasks", auth=FLOWER_AUTH, timeout=5).json()
     mine = [t for t in tasks.values() if request_id in (t.get("args") or "")]
     return sorted(mine, key=lambda t: t.get("received") or t.get("timestamp") or 0)
 
@@ -40,12 +41,14 @@ def test_flower_lists_one_task_per_step_in_order_with_the_mailbox_wait_as_retrie
         deadline = time.monotonic() + 60
         while True:  # Flower must be listening before the first event is sent
             try:
-                if httpx.get(f"{flower}/api/workers", timeout=2).status_code == 200:
+                if httpx.get(f"{flower}/api/workers", auth=FLOWER_AUTH, timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             assert time.monotonic() < deadline, stack.logs()[-3000:]
             time.sleep(0.5)
+        # Basic auth, and it runs without SECRET_KEY (the harness starts it without one).
+        assert httpx.get(f"{flower}/api/workers", timeout=5).status_code == 401
         stack.worker(concurrency=2)
         stack.beat()
         publish([ref])

@@ -17,6 +17,9 @@ import httpx
 from .ports import HOST, free_port
 from .waiting import wait_until
 
+# The user and password the harness's Flower takes (basic auth, as outside ENVIRONMENT=dev it must).
+FLOWER_AUTH = ("flower", "harness-flower-password")
+
 ROOT = Path(__file__).resolve().parents[2]
 # The product's command line (`provisioner ...`), run as a module so the tree under test is what runs.
 PROVISIONER = "commands.cli"
@@ -39,11 +42,13 @@ class Processes:
         self.exited: dict[str, int] = {}
 
     # -- starting ------------------------------------------------------------------------------------------------
-    def spawn(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        """`python argv...` under `name`, with the stack's environment (plus `env`)."""
+    def spawn(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None, *,
+              without: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+        """`python argv...` under `name`, with the stack's environment (plus `env`, less the names in `without`)."""
         assert name not in self.procs, f"{name} is already running"
+        full = {k: v for k, v in {**self.env, **(env or {})}.items() if k not in without}
         with open(self.logdir / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen([sys.executable, *argv], env={**self.env, **(env or {})}, stdout=log,
+            proc = subprocess.Popen([sys.executable, *argv], env=full, stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
                                     start_new_session=True)
         self.procs[name] = proc
@@ -62,9 +67,10 @@ class Processes:
                                  "-l", loglevel])
 
     def flower(self, port: int, name: str = "flower") -> subprocess.Popen[bytes]:
-        """`provisioner flower` on 127.0.0.1:`port`, its HTTP API open (a test reads /api/tasks)."""
+        """`provisioner flower` on 127.0.0.1:`port` behind basic auth as production runs it (`FLOWER_AUTH`), and
+        without SECRET_KEY (it needs none); a test reads /api/tasks with `auth=FLOWER_AUTH`."""
         return self.spawn(name, ["-m", PROVISIONER, "flower", f"--port={port}", f"--address={HOST}"],
-                          {"FLOWER_UNAUTHENTICATED_API": "true"})
+                          {"FLOWER_BASIC_AUTH": ":".join(FLOWER_AUTH)}, without=("SECRET_KEY", "SECRET_KEYS"))
 
     def api(self, name: str = "api", *, workers: int = 1, port: int | None = None, timeout: float = 60) -> int:
         """`provisioner api --workers N` on a free port, once /healthz answers; returns the port."""

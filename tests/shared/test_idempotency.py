@@ -13,8 +13,8 @@ from shared.db.models import ApiKey, IdempotentAnswer
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
 from shared.errors import StateConflict
-from shared.idempotency import MAX_AGE, Idempotency, answer_once, fingerprint
-from shared.security import api_key_prefix
+from shared.idempotency import MAX_AGE, PASSWORD_WITHHELD, Idempotency, answer_once, fingerprint
+from shared.security import api_key_prefix, encrypt
 
 
 @pytest.fixture
@@ -39,19 +39,23 @@ def test_fingerprint_ignores_key_order_and_spacing() -> None:
     assert fingerprint("POST", "/v1/x", b"not json") != fingerprint("POST", "/v1/x", b"other")
 
 
-def test_replay_conflict_and_seal(maker: sessionmaker[Session], key_id: str, db: Session) -> None:
+def test_replay_conflict_and_withheld_password(maker: sessionmaker[Session], key_id: str, db: Session) -> None:
     calls: list[int] = []
 
     def work(uow: UnitOfWork) -> dict[str, Any]:
         calls.append(1)
-        return {"password": "Sup3r-Secret!", "n": len(calls)}
+        return {"temporary_password": "Sup3r-Secret!", "n": len(calls), "items": [{"temporary_password": "Tw0-x"}]}
 
     idem = Idempotency(key_id, "k1", "fp")
     first = answer_once(UnitOfWork(maker), idem, 202, work, dict, secret=True)
     again = answer_once(UnitOfWork(maker), idem, 202, work, dict, secret=True)
-    assert first.body == again.body and again.replayed and not first.replayed and len(calls) == 1
+    assert first.body["temporary_password"] == "Sup3r-Secret!" and again.replayed and not first.replayed
+    assert len(calls) == 1 and again.body["n"] == 1
+    # The replay says the password was shown once instead of carrying it, at every depth.
+    assert again.body["temporary_password"] is None and again.body["temporary_password_note"] == PASSWORD_WITHHELD
+    assert again.body["items"] == [{"temporary_password": None, "temporary_password_note": PASSWORD_WITHHELD}]
     stored = db.get(IdempotentAnswer, (key_id, "k1"))
-    assert stored is not None and "Sup3r-Secret!" not in str(stored.body)
+    assert stored is not None and "Sup3r-Secret!" not in str(stored.body) and "Tw0-x" not in str(stored.body)
     with pytest.raises(StateConflict) as err:
         answer_once(UnitOfWork(maker), Idempotency(key_id, "k1", "other"), 202, work, dict)
     assert err.value.code == "idempotency_conflict"
@@ -68,6 +72,29 @@ def test_old_answers_are_forgotten(maker: sessionmaker[Session], key_id: str, db
     db.flush()
     fresh = answer_once(UnitOfWork(maker), idem, 201, lambda uow: 2, lambda n: {"n": n})
     assert fresh.body == {"n": 2} and not fresh.replayed
+
+
+def test_an_answer_sealed_by_an_earlier_release_replays_without_its_password(
+        maker: sessionmaker[Session], key_id: str, db: Session) -> None:
+    body = {"sealed": encrypt('{"temporary_password": "Old-S3cret", "n": 1}').decode()}
+    db.add(IdempotentAnswer(api_key_id=key_id, key="k-old", fingerprint="fp", status=202, body=body))
+    db.flush()
+    again = answer_once(UnitOfWork(maker), Idempotency(key_id, "k-old", "fp"), 202, lambda uow: 0, dict)
+    assert again.replayed and again.body == {"temporary_password": None, "n": 1,
+                                             "temporary_password_note": PASSWORD_WITHHELD}
+
+
+def test_cleanup_purges_answers_past_their_24_hours(maker: sessionmaker[Session], key_id: str, db: Session) -> None:
+    from shared.pipeline.cleanup import run
+
+    for name, age in (("old", MAX_AGE + timedelta(minutes=1)), ("young", MAX_AGE - timedelta(minutes=5))):
+        db.add(IdempotentAnswer(api_key_id=key_id, key=name, fingerprint="fp", status=202, body={"plain": 1},
+                                created_at=utcnow() - age))
+    db.flush()
+    run(db, now=utcnow())
+    db.expire_all()
+    assert db.get(IdempotentAnswer, (key_id, "old")) is None
+    assert db.get(IdempotentAnswer, (key_id, "young")) is not None
 
 
 def test_failed_work_stores_nothing(maker: sessionmaker[Session], key_id: str, db: Session) -> None:

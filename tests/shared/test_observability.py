@@ -36,6 +36,31 @@ def test_secrets_never_reach_a_sink(line: str) -> None:
     assert "[redacted]" in RedactingFormatter("%(message)s").format(_record(line))
 
 
+@pytest.mark.parametrize("line", [
+    "user details {'password': 'S3cr3t&Pa,ss}w0rd', 'upn': 'a@b.c'}",  # a Python repr, value with & , }
+    "{'temporary_password': \"S3cr3t'&x\"}",
+    '{"admin_password": "S3cr3t&amp=1"}',
+    "password=S3cr3t&Passw0rd",  # unquoted, & inside the value and no parameter after it
+    "refresh_token=S3cr3t-token&next=1",
+])
+def test_secret_values_are_redacted_whole(line: str) -> None:
+    assert "S3cr3t" not in redact(line) and "w0rd" not in redact(line) and "[redacted]" in redact(line)
+
+
+def test_a_query_string_keeps_the_parameters_after_a_secret() -> None:
+    assert redact("client_secret=S3cr3t&scope=graph") == "client_secret=[redacted]&scope=graph"
+
+
+def test_api_keys_are_redacted_anywhere_keeping_their_prefix() -> None:
+    line = "refused m365p_0123456789ab_Zx-9_AbCdEfGhIjKlMnOpQrStUvWxYz012345 for customer c1"
+    assert redact(line) == "refused m365p_0123456789ab_[redacted] for customer c1"
+
+
+def test_json_lines_redact_a_message_that_carries_json() -> None:
+    doc = JsonFormatter().format(_record('answer {"password": "S3cr3t&x", "ok": true}'))
+    assert "S3cr3t" not in doc and json.loads(doc)["message"] == 'answer {"password": "[redacted]", "ok": true}'
+
+
 def test_counters_without_redis_count_in_process(settings_env: pytest.MonkeyPatch) -> None:
     settings_env.delenv("REDIS_URL", raising=False)
     before = counters.read(counters.THROTTLED_KEY).get("graph:t-test", 0)

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from shared.security import PASSWORD_LENGTH, SecretUnreadable, decrypt, encrypt, generate_password
+from shared.security import PASSWORD_LENGTH, SecretUnreadable, decrypt, encrypt, generate_password, reencrypt
 
 SYMBOLS = "!@#$%^&*-_=+?"
 ALPHABET = set(string.ascii_letters + string.digits + SYMBOLS)
@@ -51,3 +51,20 @@ def test_a_secret_opens_only_with_the_key_that_sealed_it() -> None:
     with pytest.raises(SecretUnreadable):
         decrypt(sealed, secret_key="b" * 40)
     assert decrypt(encrypt("other", secret_key="b" * 40), secret_key="b" * 40) == "other"
+
+
+def test_secret_keys_decrypt_with_every_key_and_encrypt_with_the_newest(settings_env: pytest.MonkeyPatch) -> None:
+    old, new = "o" * 32, "n" * 32
+    settings_env.delenv("SECRET_KEYS", raising=False)
+    settings_env.setenv("SECRET_KEY", old)
+    sealed_old = encrypt("before")
+    settings_env.setenv("SECRET_KEYS", f"{new},{old}")
+    from shared.settings import reset_settings
+
+    reset_settings()
+    assert decrypt(sealed_old) == "before"  # a stored secret survives the rotation
+    sealed_new = encrypt("after")
+    assert decrypt(sealed_new, secret_key=new) == "after"  # the newest key encrypts
+    with pytest.raises(SecretUnreadable):
+        decrypt(sealed_new, secret_key=old)
+    assert decrypt(reencrypt(sealed_old), secret_key=new) == "before"

@@ -80,3 +80,43 @@ def test_entry_points_stop_with_one_line_naming_the_setting(command: list[str]) 
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert any("DATABASE_URL" in ln for ln in lines), proc.stderr
     assert all(ln.startswith("configuration error:") for ln in lines), proc.stderr
+
+
+def test_secret_keys_alone_satisfy_the_secret_requirement(settings_env: pytest.MonkeyPatch) -> None:
+    settings_env.setenv("ENVIRONMENT", "production")
+    settings_env.delenv("SECRET_KEY", raising=False)
+    settings_env.setenv("SECRET_KEYS", f"{'n' * 20}, {'o' * 20}")
+    assert load_settings().secret_key_ring == ["n" * 20, "o" * 20]
+    settings_env.setenv("SECRET_KEYS", f"short,{'o' * 20}")
+    with pytest.raises(ConfigError, match="SECRET_KEYS"):
+        load_settings()
+    settings_env.delenv("SECRET_KEYS")
+    settings_env.setenv("SECRET_KEY", "k" * 20)
+    assert load_settings().secret_key_ring == ["k" * 20]
+
+
+@pytest.mark.parametrize(("extra", "ok"), [
+    ({}, False),
+    ({"SMTP_STARTTLS": "true"}, True),
+    ({"SMTP_SSL": "true", "SMTP_PORT": "465"}, True),
+])
+def test_an_smtp_login_needs_starttls_or_ssl(settings_env: pytest.MonkeyPatch, extra: dict[str, str],
+                                             ok: bool) -> None:
+    for name in ("SMTP_STARTTLS", "SMTP_SSL"):
+        settings_env.delenv(name, raising=False)
+    settings_env.setenv("SMTP_HOST", "mail.example.com")
+    settings_env.setenv("SMTP_USERNAME", "relay")
+    for name, value in extra.items():
+        settings_env.setenv(name, value)
+    if ok:
+        assert load_settings().smtp_username == "relay"
+        return
+    with pytest.raises(ConfigError) as exc:
+        load_settings()
+    assert "SMTP_USERNAME" in str(exc.value) and "SMTP_STARTTLS" in str(exc.value) and "SMTP_SSL" in str(exc.value)
+
+
+def test_smtp_without_a_login_may_stay_plain(settings_env: pytest.MonkeyPatch) -> None:
+    settings_env.setenv("SMTP_HOST", "relay.internal")
+    settings_env.delenv("SMTP_USERNAME", raising=False)
+    assert load_settings().smtp_host == "relay.internal"

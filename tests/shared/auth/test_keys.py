@@ -92,3 +92,73 @@ def test_scope_rules(db: Session) -> None:
     with pytest.raises(NotAllowed):
         scope.require_manager(cust_key, "enable plans")
     scope.require_manager(sp_key, "enable plans")
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_revoked_key_stops_working_within_a_second(db: Session, maker: sessionmaker[Session],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every API process holds a cache like this one; its TTL bounds how long any of them honours a revoked key.
+    assert keys.CACHE_TTL_S <= 1.0
+    clock = _Clock()
+    monkeypatch.setattr(keys._cache, "clock", clock)
+    key = keys.create_key(db, "operator")
+    db.flush()
+    who = keys.authenticate(key, maker)
+    assert who is not None
+    assert keys.revoke_key(db, who.key_id, actor="test")
+    db.flush()
+    assert keys.authenticate(key, maker) == who  # this instant: still the cached answer
+    clock.now += keys.CACHE_TTL_S + 0.001
+    assert keys.cached_principal(key) == (False, None)
+    assert keys.authenticate(key, maker) is None
+    assert db.scalar(select(AuditEvent.action).where(AuditEvent.object_id == who.key_id,
+                                                     AuditEvent.action == "api_key.revoked"))
+
+
+def test_an_expired_key_stops_working(db: Session, maker: sessionmaker[Session],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    from shared.db.types import utcnow
+
+    clock = _Clock()
+    monkeypatch.setattr(keys._cache, "clock", clock)
+    key = keys.create_key(db, "operator", expires_in=timedelta(days=1))
+    row = db.scalar(select(ApiKey).where(ApiKey.prefix == api_key_prefix(key)))
+    assert row is not None and row.expires_at is not None
+    assert keys.authenticate(key, maker) is not None
+    row.expires_at = utcnow() - timedelta(seconds=1)
+    db.flush()
+    clock.now += keys.CACHE_TTL_S + 0.001
+    assert keys.authenticate(key, maker) is None
+    assert [k.state for k in keys.list_keys(db) if k.id == row.id] == ["expired"]
+    with pytest.raises(ValueError, match="expiry"):
+        keys.create_key(db, "operator", expires_in=timedelta(0))
+
+
+def test_an_expiring_key_leaves_the_cache_when_it_expires() -> None:
+    cache = keys._Cache(clock=_Clock())
+    who = Principal("k", "operator")
+    cache.put("digest", who, valid_for=0.25)
+    assert cache.get("digest") == (True, who)
+    cache.clock.now += 0.3  # type: ignore[attr-defined]
+    assert cache.get("digest") == (False, None)
+
+
+def test_keys_list_never_shows_a_key_or_its_hash(db: Session) -> None:
+    key = keys.create_key(db, "operator", name="ops")
+    row = db.scalar(select(ApiKey).where(ApiKey.prefix == api_key_prefix(key)))
+    assert row is not None
+    (info,) = [k for k in keys.list_keys(db) if k.id == row.id]
+    assert info.state == "active" and info.name == "ops" and info.prefix == row.prefix
+    assert key not in repr(info) and row.key_hash not in repr(info)
+    assert keys.revoke_key(db, row.prefix) and not keys.revoke_key(db, "no-such-key")
+    (info,) = [k for k in keys.list_keys(db) if k.id == row.id]
+    assert info.state == "revoked"
