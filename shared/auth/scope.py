@@ -24,6 +24,24 @@ def require_manager(who: Principal, action: str) -> None:
         raise NotAllowed(f"a customer key may not {action}")
 
 
+# Who may retry or cancel a request, by the prefix of its kind: a reseller's own services are the
+# operator's to drive, a customer's tenant and plans are the reseller's, a user's provisioning anyone's
+# in scope (self-service). Seeing a request (request_clause) is wider than acting on it.
+KIND_ROLES: dict[str, tuple[str, ...]] = {
+    "provider": (OPERATOR,),
+    "customer": (OPERATOR, SERVICE_PROVIDER),
+    "user": (OPERATOR, SERVICE_PROVIDER, CUSTOMER),
+}
+
+
+def require_may_act_on(who: Principal, req: ProvisioningRequest, action: str) -> None:
+    """403 when the key's role may see the request but not `action` it (its kind decides)."""
+    allowed = KIND_ROLES.get(req.kind.split(".", 1)[0], (OPERATOR,))
+    if who.role not in allowed:
+        raise NotAllowed(f"a {who.role} key may not {action} a {req.kind} request "
+                         f"({' or '.join(allowed)} only)")
+
+
 def can_see_provider(who: Principal, provider_id: str) -> bool:
     return who.role == OPERATOR or (who.role == SERVICE_PROVIDER and who.scope_id == provider_id)
 

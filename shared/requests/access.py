@@ -67,6 +67,7 @@ def retry(uow: UnitOfWork, who: Principal, request_id: str, *, idem: Idempotency
 
     def work(uow: UnitOfWork) -> ProvisioningRequest:
         req = scope.request(uow.session, who, request_id, lock=True)
+        scope.require_may_act_on(who, req, "retry")
         try:
             again = retry_request(uow.session, req)
         except RequestStateError as exc:
@@ -83,6 +84,7 @@ def cancel(uow: UnitOfWork, who: Principal, request_id: str) -> ProvisioningRequ
     with uow:
         s = uow.session
         req = scope.request(s, who, request_id, lock=True)
+        scope.require_may_act_on(who, req, "cancel")
         try:
             cancel_request(s, req)
         except RequestStateError as exc:

@@ -177,3 +177,39 @@ def test_customer_key_self_service_users(raw: TestClient, worlds: Any, published
     r = me.put(f"/v1/users/{user.json()['id']}/services/microsoft-online", json={"user_plan_id": ours.user_plan_id})
     assert r.status_code == 202, r.text
     assert me.get(f"/v1/requests/{r.json()['request']['id']}").status_code == 200
+
+
+def test_retry_and_cancel_follow_the_role_rule_of_the_request_kind(raw: TestClient, operator_key: str,
+                                                                   published: list[Any]) -> None:
+    """`provider.*` operator only, `customer.*` reseller or operator, `user.*` any key in scope: seeing a
+    request is not being allowed to stop it (a customer key once cancelled its customer's plans)."""
+    w = build_world(services=False)
+    op, sp, me = Api(raw, operator_key), Api(raw, w.sp_key), Api(raw, w.customer_key)
+    provider_req = op.put(f"/v1/service-providers/{w.provider_id}/services/azure-ad",
+                          json={"customer_plans": [w.customer_plan_id]})
+    assert provider_req.status_code == 202, provider_req.text
+    w2 = build_world()
+    sp2, me2 = Api(raw, w2.sp_key), Api(raw, w2.customer_key)
+    customer_req = Api(raw, operator_key).put(f"/v1/customers/{w2.customer_id}/services/microsoft-online",
+                                              json={"plans": [{"user_plan_id": w2.user_plan_id}]})
+    assert customer_req.status_code == 202, customer_req.text
+    user = me2.post(f"/v1/customers/{w2.customer_id}/users", json=user_body()).json()
+    user_req = me2.put(f"/v1/users/{user['id']}/services/microsoft-online", json={"user_plan_id": w2.user_plan_id})
+    assert user_req.status_code == 202, user_req.text
+
+    pid = provider_req.json()["id"]
+    for action in ("retry", "cancel"):
+        problem = problem_of(sp.post(f"/v1/requests/{pid}/{action}"), 403, "forbidden")
+        assert "provider.azure_ad" in problem["detail"] and "operator only" in problem["detail"]
+    assert me.get(f"/v1/requests/{pid}").status_code == 404  # a customer key does not even see it
+
+    cid = customer_req.json()["id"]
+    assert me2.get(f"/v1/requests/{cid}").status_code == 200  # seen, but not the customer key's to stop
+    for action in ("retry", "cancel"):
+        problem_of(me2.post(f"/v1/requests/{cid}/{action}"), 403, "forbidden")
+    assert sp2.post(f"/v1/requests/{cid}/cancel").json()["state"] == "cancelled"
+
+    uid = user_req.json()["request"]["id"]
+    problem_of(me2.post(f"/v1/requests/{uid}/retry"), 409, "request_not_retryable")  # allowed, not failed
+    assert me2.post(f"/v1/requests/{uid}/cancel").json()["state"] == "cancelled"
+    assert op.post(f"/v1/requests/{pid}/cancel").json()["state"] == "cancelled"
