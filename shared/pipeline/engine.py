@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, lazyload, sessionmaker
 
 from shared.db.models import ProvisioningRequest
 from shared.db.types import utcnow
@@ -26,6 +26,7 @@ from shared.requests.dispatch import publish_after_commit
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+_WITHOUT_STEPS = (lazyload(ProvisioningRequest.steps),)
 
 
 class Engine:
@@ -85,7 +86,9 @@ class Engine:
 
     def _attempt(self, uow: UnitOfWork, request_id: str, step_name: str, claimed: claim.Claim) -> Verdict:
         s, now = uow.session, self._clock()
-        req = s.get(ProvisioningRequest, request_id)
+        # Not its steps (a selectin load per link): the engine writes step rows by statement; a rare
+        # reader (a failure's notice) loads them when it asks.
+        req = s.get(ProvisioningRequest, request_id, options=_WITHOUT_STEPS)
         assert req is not None
         step = StepRow(request_id, step_name, claimed.attempts)
         ctx = StepContext(s, req, step, self.settings, self.microsoft, now,

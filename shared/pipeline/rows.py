@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import BindParameter, Executable, Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.db.models import ProvisioningRequest, RequestStep
@@ -48,6 +49,27 @@ class Claimed:
     parent_id: str | None
 
 
+# The statements below are Core statements on the tables, built once with bind parameters: this runs
+# for every link of every chain, and the ORM's bulk-update path and a per-call cache key cost more CPU
+# than PostgreSQL spends answering (bench/engine_cpu.py).
+REQUESTS, STEPS = cast(Table, PR.__table__), cast(Table, RequestStep.__table__)
+
+
+@cache
+def _claim_stmt(by_dispatch: bool) -> Executable:
+    r = REQUESTS.c
+    now: BindParameter[datetime] = bindparam("now")
+    conditions = [r.id == bindparam("rid"), r.current_step == bindparam("step_name"), r.state.in_(CLAIMABLE),
+                  or_(r.lease_until.is_(None), r.lease_until < now), or_(r.not_before.is_(None), r.not_before <= now)]
+    if by_dispatch:
+        conditions.append(r.dispatch == bindparam("generation"))
+    return (update(REQUESTS).where(*conditions)
+            .values(state=kinds.RUNNING, lease_until=bindparam("until"), lease_owner=bindparam("token"),
+                    deliveries=r.deliveries + 1, attempts=r.attempts + 1, next_attempt_at=bindparam("until"),
+                    not_before=None, redrives=0, updated_at=now)
+            .returning(r.deliveries, r.parent_id))
+
+
 def claim(session: Session, request_id: str, step_name: str, dispatch: int | None, *, now: datetime,
           until: datetime, token: str) -> Claimed | None:
     """Take the lease if `step_name` is the current step of this dispatch, nobody holds a live lease and
@@ -57,36 +79,39 @@ def claim(session: Session, request_id: str, step_name: str, dispatch: int | Non
     (blocker cleared) queues them again, with a new dispatch, so an early duplicate cannot jump a
     durable timer. The lease end doubles as the reconciler's next look at the request.
     """
-    conditions = [PR.id == request_id, PR.current_step == step_name, PR.state.in_(CLAIMABLE),
-                  or_(PR.lease_until.is_(None), PR.lease_until < now),
-                  or_(PR.not_before.is_(None), PR.not_before <= now)]
+    params: dict[str, Any] = {"rid": request_id, "step_name": step_name, "now": now, "until": until,
+                              "token": token}
     if dispatch is not None:
-        conditions.append(PR.dispatch == dispatch)
-    row = session.execute(
-        update(PR).where(*conditions)
-        .values(state=kinds.RUNNING, lease_until=until, lease_owner=token, deliveries=PR.deliveries + 1,
-                attempts=PR.attempts + 1, next_attempt_at=until, not_before=None, redrives=0, updated_at=now)
-        .returning(PR.deliveries, PR.parent_id)
-        .execution_options(synchronize_session=False)).first()
+        params["generation"] = dispatch
+    row = session.execute(_claim_stmt(dispatch is not None), params).first()
     return Claimed(int(row[0]), row[1]) if row is not None else None
+
+
+@cache
+def _start_stmt() -> Executable:
+    c = STEPS.c
+    return (update(STEPS).where(c.request_id == bindparam("rid"), c.name == bindparam("step_name"))
+            .values(state=kinds.STEP_RUNNING, attempts=c.attempts + 1,
+                    started_at=func.coalesce(c.started_at, bindparam("now")), error_code=None, error_message=None)
+            .returning(c.attempts))
 
 
 def start_step(session: Session, request_id: str, step_name: str, *, now: datetime) -> int:
     """The step row says it runs (in the claim's transaction); its attempts, counting this one."""
-    step = RequestStep
-    attempts = session.execute(
-        update(step).where(step.request_id == request_id, step.name == step_name)
-        .values(state=kinds.STEP_RUNNING, attempts=step.attempts + 1,
-                started_at=func.coalesce(step.started_at, now), error_code=None, error_message=None)
-        .returning(step.attempts)
-        .execution_options(synchronize_session=False)).scalar()
+    attempts = session.execute(_start_stmt(), {"rid": request_id, "step_name": step_name, "now": now}).scalar()
     return int(attempts or 0)
+
+
+@cache
+def _lease_stmt() -> Executable:
+    r = REQUESTS.c
+    return select(r.lease_owner, r.state).where(r.id == bindparam("rid")).with_for_update()
 
 
 def lease_is_ours(session: Session, request_id: str, token: str) -> bool:
     """Lock the request's row and check the lease: what follows in the transaction is written only while
     it is ours (the lock keeps a re-drive from taking the lease between this check and the commit)."""
-    row = session.execute(select(PR.lease_owner, PR.state).where(PR.id == request_id).with_for_update()).first()
+    row = session.execute(_lease_stmt(), {"rid": request_id}).first()
     return row is not None and row.lease_owner == token and row.state == kinds.RUNNING
 
 
@@ -94,14 +119,13 @@ def write_step(session: Session, step: StepRow) -> None:
     """The step's outcome: the columns it changed, and this attempt's active time added to its duration."""
     if not step.changes and not step.elapsed_ms:
         return
+    c = STEPS.c
     values: dict[str, Any] = dict(step.changes)
-    values["duration_ms"] = func.coalesce(RequestStep.duration_ms, 0) + step.elapsed_ms
-    session.execute(update(RequestStep)
-                    .where(RequestStep.request_id == step.request_id, RequestStep.name == step.name)
-                    .values(values).execution_options(synchronize_session=False))
+    values["duration_ms"] = func.coalesce(c.duration_ms, 0) + step.elapsed_ms
+    session.execute(update(STEPS).where(c.request_id == step.request_id, c.name == step.name).values(values))
     step.changes, step.elapsed_ms = {}, 0
 
 
 def step_state(session: Session, request_id: str, step_name: str) -> str | None:
-    return session.scalar(select(RequestStep.state).where(RequestStep.request_id == request_id,
-                                                          RequestStep.name == step_name))
+    c = STEPS.c
+    return session.scalar(select(c.state).where(c.request_id == request_id, c.name == step_name))
