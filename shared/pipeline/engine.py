@@ -5,8 +5,10 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import cache
 from typing import Any
 
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session, lazyload, sessionmaker
 
 from shared.db.models import ProvisioningRequest
@@ -26,7 +28,15 @@ from shared.requests.dispatch import publish_after_commit
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-_WITHOUT_STEPS = (lazyload(ProvisioningRequest.steps),)
+
+
+@cache
+def _request_stmt() -> Select[ProvisioningRequest]:
+    """The request, without its steps (a selectin load of every step row per link): the engine writes step
+    rows by statement, and a rare reader (a failure's notice) loads them when it asks. Built once, so its
+    cache key is computed once (a `Session.get` with options computes it per call)."""
+    return (select(ProvisioningRequest).where(ProvisioningRequest.id == bindparam("rid"))
+            .options(lazyload(ProvisioningRequest.steps)))
 
 
 class Engine:
@@ -86,10 +96,7 @@ class Engine:
 
     def _attempt(self, uow: UnitOfWork, request_id: str, step_name: str, claimed: claim.Claim) -> Verdict:
         s, now = uow.session, self._clock()
-        # Not its steps (a selectin load per link): the engine writes step rows by statement; a rare
-        # reader (a failure's notice) loads them when it asks.
-        req = s.get(ProvisioningRequest, request_id, options=_WITHOUT_STEPS)
-        assert req is not None
+        req = s.execute(_request_stmt(), {"rid": request_id}).scalar_one()
         step = StepRow(request_id, step_name, claimed.attempts)
         ctx = StepContext(s, req, step, self.settings, self.microsoft, now,
                           checkpointer=lambda _values: self._checkpoint(uow, request_id, claimed.token))
