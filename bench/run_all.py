@@ -128,26 +128,32 @@ def _rounds(res: dict[str, Outcome], name: str) -> list[Outcome]:
     return [o for n, o in res.items() if n == name or n.startswith(f"{name}#")]
 
 
+# Issue 19: on the public-API path (a Celery task per step, Core and ORM statements) figure (1) stays
+# >= 0.3 x the raw ceiling; the bypasses that once made 0.4 are gone.
+E2E_TARGET = 0.3
+
+
 def _rows_e2e(res: dict[str, Outcome]) -> list[Row]:
     e2es, ceilings = _rounds(res, "e2e"), _rounds(res, "ceiling")
     if not e2es or not ceilings or not all(o.result for o in (*e2es, *ceilings)):
         why = "; ".join(f"{'e2e' if o in e2es else 'ceiling'}: {o.error}" for o in (*e2es, *ceilings) if o.error)
-        return [Row("(1) users provisioned/s end to end", "ERROR", why or "not run", ">= 0.4 x ceiling", None)]
+        return [Row("(1) users provisioned/s end to end", "ERROR", why or "not run", f">= {E2E_TARGET} x ceiling",
+                    None)]
     es = [o.result for o in e2es if o.result]
     cs = [o.result for o in ceilings if o.result]
     users = statistics.median(e["users_per_s"] for e in es)
     chains = statistics.median(c["chains_per_s"] for c in cs)
     ratio = users / chains if chains else 0.0
-    ok = ratio >= 0.4 and all(e["succeeded"] == e["users"] for e in es)
+    ok = ratio >= E2E_TARGET and all(e["succeeded"] == e["users"] for e in es)
     c, e = cs[0], es[0]
     each = ", ".join(f"{a['users_per_s'] / b['chains_per_s']:.2f}" for a, b in zip(es, cs, strict=False)
                      if b["chains_per_s"])
     return [Row("(1) users provisioned/s end to end",
                 f"{users:.1f} users/s ({e['succeeded']}/{e['users']} users a run, median of {len(es)}) "
                 f"= {ratio:.2f} x ceiling (each pair: {each})",
-                f"Celery ceiling {chains:.0f} chains/s of 5 no-op tasks, median of {len(cs)} "
+                f"Celery ceiling {chains:.0f} chains/s of {c.get('links', 6)} no-op tasks, median of {len(cs)} "
                 f"({c['workers']} x -P {c['pool']} -c {c['concurrency']} both)",
-                ">= 0.4 x ceiling", ok)]
+                f">= {E2E_TARGET} x ceiling", ok)]
 
 
 def _rows_throttling(o: Outcome) -> list[Row]:
