@@ -18,7 +18,8 @@ accepted at least 0.8 x the new limit with at most a tenth of the calls refused 
 window with at most a tenth refused and at least 0.8 x the new limit accepted (down). Then the limit
 is lifted and the remaining users finish.
 
-    PYTHONPATH=. .venv/bin/python bench/throttling.py [--users 200] [--more 500] [--limit 20] [--up 50] [--down 5]
+    .venv/bin/python bench/throttling.py [--users 200] [--more 500] [--limit 20] [--up 50] [--down 5]
+                                         [--pg-url URL] [--redis-url URL]
 
 Prints the figures, then `RESULT {json}`.
 """
@@ -29,7 +30,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -46,6 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 # Seeding here and the processes started below must encrypt and decrypt with the same key.
 os.environ.setdefault("SECRET_KEY", "bench-secret-key-" + "x" * 16)
+
+from tests.harness.services import add_service_options, from_args  # noqa: E402
 
 BROKER_DB, LIMITER_DB = 15, 5  # dbs no other suite or script of the project uses
 # Clocks that only decide how long the bench takes; every throttling setting keeps its default.
@@ -67,31 +69,14 @@ class Sample:
     succeeded: int
 
 
-def env_for(pg_url: str, emulator: Any) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MS_", "GRAPH_", "EXCHANGE_", "RETRY_"))}
-    env.update(BENCH_SETTINGS)
-    env.update({"DATABASE_URL": pg_url, "BROKER_URL": f"redis://127.0.0.1:6379/{BROKER_DB}",
-                "REDIS_URL": f"redis://127.0.0.1:6379/{LIMITER_DB}", "MS_LOGIN_URL": emulator.url,
-                "MS_GRAPH_URL": emulator.url, "MS_PARTNER_CENTER_URL": emulator.url,
-                "MS_EXCHANGE_URL": emulator.url, "MS_CA_BUNDLE": emulator.ca_path,
-                "SECRET_KEY": os.environ["SECRET_KEY"], "PYTHONPATH": str(ROOT)})
-    return env
+def env_for(pg_url: str, broker_url: str, limiter_url: str, emulator: Any) -> dict[str, str]:
+    """The stack's environment with every throttling setting at its default (no MS_/GRAPH_/RETRY_ overrides)."""
+    from tests.harness.stack_env import stack_env
 
-
-def start_api(env: dict[str, str], port: int, logdir: Path) -> subprocess.Popen[bytes]:
-    with open(logdir / "api.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "api", "--host", "127.0.0.1", "--port",
-                                 str(port), "--workers", "1"], cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise SystemExit(f"the API did not start:\n{(logdir / 'api.log').read_text()[-3000:]}")
+    env = stack_env(database_url=pg_url, broker_url=broker_url, limiter_url=limiter_url, emulator=emulator,
+                    settings=BENCH_SETTINGS)
+    keep = ("MS_LOGIN_URL", "MS_GRAPH_URL", "MS_PARTNER_CENTER_URL", "MS_EXCHANGE_URL", "MS_CA_BUNDLE")
+    return {k: v for k, v in env.items() if k in keep or not k.startswith(("MS_", "GRAPH_", "EXCHANGE_", "RETRY_"))}
 
 
 def operator_key(pg_url: str) -> str:
@@ -122,11 +107,11 @@ def bulk(api: httpx.Client, tenant: Any, prefix: str, count: int) -> list[str]:
 class Sampler:
     """Once a second: the tenant's accepted and refused calls (emulator), the learned rates (Redis)."""
 
-    def __init__(self, emulator: Any, world: Any, tenant_id: str, ids: list[str]) -> None:
+    def __init__(self, emulator: Any, world: Any, tenant_id: str, ids: list[str], limiter_url: str) -> None:
         from shared.microsoft.limiter_redis import RedisLimiter
 
         self.emulator, self.world, self.tenant_id, self.ids = emulator, world, tenant_id, ids
-        self.limiter = RedisLimiter(redis.Redis(db=LIMITER_DB))
+        self.limiter = RedisLimiter(redis.Redis.from_url(limiter_url))
         self.samples: list[Sample] = []
         self.t0 = time.monotonic()
         self._stop = threading.Event()
@@ -200,73 +185,70 @@ def main() -> int:
     parser.add_argument("--phase-s", type=float, default=40.0)
     parser.add_argument("--growth", type=float, default=1.0, help="emulator retry_after_growth")
     parser.add_argument("--timeout", type=float, default=400.0)
+    add_service_options(parser)
     args = parser.parse_args()
 
     from emulator.testing import running_emulator
-    from shared.db.migrate import upgrade
-    from tests.conftest import create_database, drop_database
+    from tests.harness.databases import create_database, drop_database
 
-    name = "bench_throttling_" + uuid.uuid4().hex[:8]
-    url = create_database(name)
-    try:
-        upgrade(url)
-        with running_emulator() as emulator:
-            return run(url, emulator, args)
-    finally:
-        drop_database(name)
+    with from_args(args) as svc:
+        name = "bench_throttling_" + uuid.uuid4().hex[:8]
+        url = create_database(svc.pg_admin_url, name, migrate=True)
+        try:
+            with running_emulator() as emulator:
+                return run(url, emulator, svc, args)
+        finally:
+            svc.flush_redis(BROKER_DB, LIMITER_DB)
+            drop_database(svc.pg_admin_url, name)
 
 
-def run(pg_url: str, emulator: Any, args: argparse.Namespace) -> int:
-    from tests.reliability.stack import Stack, World
-
+def run(pg_url: str, emulator: Any, svc: Any, args: argparse.Namespace) -> int:
     from shared.requests import kinds
     from shared.settings import Settings
+    from tests.harness.processes import Processes
+    from tests.harness.seeding import Seeder
+    from tests.harness.stack_env import publishing_as
 
-    for db in (BROKER_DB, LIMITER_DB):
-        redis.Redis(db=db).flushdb()
-    env = env_for(pg_url, emulator)
+    svc.flush_redis(BROKER_DB, LIMITER_DB)
+    limiter_url = svc.redis_url(LIMITER_DB)
+    env = env_for(pg_url, svc.redis_url(BROKER_DB), limiter_url, emulator)
     concurrency = Settings(environment="test").ms_concurrency_per_tenant
-    world = World(pg_url, emulator)
-    tenant = world.tenant(args.users + args.more)
+    world = Seeder(pg_url, emulator)
+    tenant = world.tenant(units=args.users + args.more + 5)
     emulator.set_faults(latency_ms={"mean": 0, "jitter": 0}, error_rate=0.05, replication_lag_s=2.0,
                         graph_rate_per_tenant=args.limit, exchange_rate_per_tenant=None, partner_center_rate=None,
                         mailbox_delay_s={"first": 0, "next": 0}, token_fail_rate=0.0,
                         retry_after_growth=args.growth)
     key = operator_key(pg_url)
-    port = _free_port()
-    with Stack(env) as stack:
-        api_proc = start_api(env, port, stack.logdir)
-        try:
-            for n in range(2):
-                stack.worker(f"w{n}", pool="threads", concurrency=4, loglevel="WARNING")
-            stack.beat(loglevel="WARNING")
-            time.sleep(3.0)  # workers connected before the clock starts
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"},
-                              timeout=60) as api:
-                first = bulk(api, tenant, "a", args.users)
-                sampler = Sampler(emulator, world, tenant.tenant_id, first).start()
-                states_a = world.wait(first, timeout=args.timeout)
-                end_a = sampler.now()
-                time.sleep(1.5)
-                stats_a = emulator.stats()
-                done_at = [s.t for s in sampler.samples if s.succeeded >= 0.9 * args.users]
-                t90 = done_at[0] if done_at else end_a
+    with publishing_as(env), Processes(env) as stack:
+        port = stack.api(workers=1)
+        for n in range(2):
+            stack.worker(f"w{n}", pool="threads", concurrency=4, loglevel="WARNING")
+        stack.beat(loglevel="WARNING")
+        stack.answering(2)  # workers connected before the clock starts
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"},
+                          timeout=60) as api:
+            first = bulk(api, tenant, "a", args.users)
+            sampler = Sampler(emulator, world, tenant.tenant_id, first, limiter_url).start()
+            states_a = world.wait(first, timeout=args.timeout)
+            end_a = sampler.now()
+            time.sleep(1.5)
+            stats_a = emulator.stats()
+            done_at = [s.t for s in sampler.samples if s.succeeded >= 0.9 * args.users]
+            t90 = done_at[0] if done_at else end_a
 
-                second = bulk(api, tenant, "b", args.more)
-                sampler.ids = second
-                emulator.set_faults(graph_rate_per_tenant=args.up)
-                t_up = sampler.now()
-                time.sleep(args.phase_s)
-                emulator.set_faults(graph_rate_per_tenant=args.down)
-                t_down = sampler.now()
-                time.sleep(args.phase_s)
-                emulator.set_faults(graph_rate_per_tenant=None)
-                t_free = sampler.now()
-                states_b = world.wait(second, timeout=args.timeout)
-                sampler.stop()
-        finally:
-            os.killpg(api_proc.pid, signal.SIGTERM)
-            api_proc.wait(timeout=30)
+            second = bulk(api, tenant, "b", args.more)
+            sampler.ids = second
+            emulator.set_faults(graph_rate_per_tenant=args.up)
+            t_up = sampler.now()
+            time.sleep(args.phase_s)
+            emulator.set_faults(graph_rate_per_tenant=args.down)
+            t_down = sampler.now()
+            time.sleep(args.phase_s)
+            emulator.set_faults(graph_rate_per_tenant=None)
+            t_free = sampler.now()
+            states_b = world.wait(second, timeout=args.timeout)
+            sampler.stop()
     why = failures(world, first + second)
 
     mine = stats_a["by_tenant"].get(tenant.tenant_id, {})
@@ -322,14 +304,6 @@ def failures(world: Any, ids: list[str]) -> Counter[tuple[str, str, str]]:
 
 def _secs(value: float | None) -> str:
     return "never" if value is None else f"{value:.0f} s"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 if __name__ == "__main__":
