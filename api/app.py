@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 
 from api import problems
 from api.deps import single_valued_query
+from api.fair_use import fair_caller
 from api.metrics import MetricsMiddleware
 from api.middleware import BodyLimit
 from api.publishing import BackgroundPublisher
@@ -80,7 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url="/docs", redoc_url=None, dependencies=[Depends(single_valued_query)])
     problems.install(app)
     for module in ROUTERS:
-        app.include_router(module.router)
+        # Every authenticated route is charged to its caller; the operations routes are not authenticated.
+        app.include_router(module.router, dependencies=[] if module is health else [Depends(fair_caller)])
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(MetricsMiddleware)  # outermost: counts the 413s too
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

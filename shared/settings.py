@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     # Threads per API process for the routes that block (database, live Microsoft calls).
     api_threads: int = Field(default=4, ge=1, le=256)
     bulk_max_users: int = Field(default=1000, gt=0)
+    # Fair use: token buckets in Redis (REDIS_URL) per API key and per customer; tokens/s and burst, 0 = off.
+    api_rate_per_key: float = Field(default=20.0, ge=0)
+    api_burst_per_key: int = Field(default=40, ge=0)
+    api_rate_per_customer: float = Field(default=50.0, ge=0)
+    api_burst_per_customer: int = Field(default=100, ge=0)
 
     # Flower basic auth "user:password"; unset in dev means no auth on 127.0.0.1.
     flower_basic_auth: str | None = None
