@@ -34,7 +34,7 @@ from shared.customers import live
 from shared.db.engine import dispose_engine
 from shared.observability.logging import configure_logging
 from shared.requests import dispatch
-from shared.settings import Settings, get_settings, settings_or_exit
+from shared.settings import Settings, api_settings_or_exit, get_settings
 
 DESCRIPTION = """Provisioning engine for Microsoft 365 resellers.
 
@@ -75,7 +75,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or settings_or_exit()  # uvicorn's factory: a bad setting is one line, not a traceback
+    settings = settings or api_settings_or_exit()  # uvicorn's factory: a bad setting is one line, not a traceback
     configure_logging(json_lines=settings.log_json, level=settings.log_level)
     app = FastAPI(title="m365-provisioner", version="1.0", description=DESCRIPTION, lifespan=_lifespan,
                   docs_url="/docs", redoc_url=None, dependencies=[Depends(single_valued_query)])

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     api_rate_per_customer: float = Field(default=50.0, ge=0)
     api_burst_per_customer: int = Field(default=100, ge=0)
 
+    # Bearer token GET /metrics requires (unset: /metrics is open); the API refuses to start without it in
+    # production (api_settings_or_exit).
+    metrics_token: str | None = Field(default=None, min_length=16)
     # Flower basic auth "user:password"; unset in dev means no auth on 127.0.0.1.
     flower_basic_auth: str | None = None
 
@@ -249,6 +252,25 @@ def settings_or_exit() -> Settings:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def check_api_settings(settings: Settings) -> None:
+    """What only the API process needs: METRICS_TOKEN in production (/metrics tells every tenant's request
+    counts and error rates to whoever asks). Workers never serve /metrics, so they do not need it."""
+    if settings.environment == "production" and not settings.metrics_token:
+        raise ConfigError("configuration error: METRICS_TOKEN: required when ENVIRONMENT=production "
+                          "(it guards /metrics)")
+
+
+def api_settings_or_exit() -> Settings:
+    """settings_or_exit for the API process: check_api_settings too, one line and exit 2 when it fails."""
+    settings = settings_or_exit()
+    try:
+        check_api_settings(settings)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+    return settings
 
 
 def reset_settings() -> None:
