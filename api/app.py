@@ -11,7 +11,7 @@ import anyio.to_thread
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import problems
+from api import bodies, problems
 from api.deps import single_valued_query
 from api.fair_use import fair_caller
 from api.metrics import MetricsMiddleware
@@ -98,6 +98,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(problem.pop("$defs", {}))
     schemas["Problem"] = problem
+    schemas.update(bodies.schemas())  # the bodies validated off the event loop (api/bodies.py)
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
     for path, operations in doc.get("paths", {}).items():

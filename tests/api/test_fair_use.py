@@ -19,22 +19,19 @@ SLOW = "0.001"
 
 @pytest.fixture
 def limits(api_env: pytest.MonkeyPatch, limiter_redis_url: str, limiter_redis: Any) -> Iterator[Callable[..., None]]:
-    """Set the fair-use settings for this test (Redis emptied before and after); back to off after it."""
-    def set_limits(*, key: tuple[str, str] = ("0", "0"), customer: tuple[str, str] = ("0", "0"),
-                   redis_url: str = limiter_redis_url) -> None:
-        api_env.setenv("REDIS_URL", redis_url)
-        api_env.setenv("API_RATE_PER_KEY", key[0])
-        api_env.setenv("API_BURST_PER_KEY", key[1])
-        api_env.setenv("API_RATE_PER_CUSTOMER", customer[0])
-        api_env.setenv("API_BURST_PER_CUSTOMER", customer[1])
-        reset_settings()
-        reset_redis()
+    """Set the fair-use settings for this test (Redis emptied before and after); the package's back after it."""
+    with pytest.MonkeyPatch.context() as mp:
+        def set_limits(*, key: tuple[str, str] = ("0", "0"), customer: tuple[str, str] = ("0", "0"),
+                       redis_url: str = limiter_redis_url) -> None:
+            mp.setenv("REDIS_URL", redis_url)
+            mp.setenv("API_RATE_PER_KEY", key[0])
+            mp.setenv("API_BURST_PER_KEY", key[1])
+            mp.setenv("API_RATE_PER_CUSTOMER", customer[0])
+            mp.setenv("API_BURST_PER_CUSTOMER", customer[1])
+            reset_settings()
+            reset_redis()
 
-    yield set_limits
-    for var in ("REDIS_URL", "API_BURST_PER_KEY", "API_BURST_PER_CUSTOMER"):
-        api_env.delenv(var, raising=False)
-    api_env.setenv("API_RATE_PER_KEY", "0")
-    api_env.setenv("API_RATE_PER_CUSTOMER", "0")
+        yield set_limits
     reset_settings()
     reset_redis()
 

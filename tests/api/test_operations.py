@@ -150,17 +150,16 @@ def test_the_api_refuses_production_without_a_metrics_token(api_env: pytest.Monk
     from api.app import create_app
 
     try:
-        api_env.setenv("ENVIRONMENT", "production")
-        api_env.setenv("SECRET_KEY", "s" * 32)
-        reset_settings()
-        with pytest.raises(SystemExit) as exc:
-            create_app()
-        assert exc.value.code == 2 and "METRICS_TOKEN" in capsys.readouterr().err
-        api_env.setenv("METRICS_TOKEN", "m" * 32)
-        reset_settings()
-        assert create_app().title == "m365-provisioner"
+        with pytest.MonkeyPatch.context() as mp:  # puts back whatever the package had
+            mp.setenv("ENVIRONMENT", "production")
+            mp.setenv("SECRET_KEY", "s" * 32)
+            mp.delenv("METRICS_TOKEN", raising=False)
+            reset_settings()
+            with pytest.raises(SystemExit) as exc:
+                create_app()
+            assert exc.value.code == 2 and "METRICS_TOKEN" in capsys.readouterr().err
+            mp.setenv("METRICS_TOKEN", "m" * 32)
+            reset_settings()
+            assert create_app().title == "m365-provisioner"
     finally:
-        api_env.setenv("ENVIRONMENT", "test")
-        for var in ("SECRET_KEY", "METRICS_TOKEN"):
-            api_env.delenv(var)
         reset_settings()
