@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     api_burst_per_key: int = Field(default=40, ge=0)
     api_rate_per_customer: float = Field(default=50.0, ge=0)
     api_burst_per_customer: int = Field(default=100, ge=0)
+    # Live reads costing Microsoft calls (agreement, tenant search, licences): cached this long per customer
+    # (per API process), at most this many at once per customer (0 = no bound).
+    live_read_cache_s: float = Field(default=5.0, ge=0)
+    live_reads_per_customer: int = Field(default=4, ge=0)
 
     # Bearer token GET /metrics requires (unset: /metrics is open); the API refuses to start without it in
     # production (api_settings_or_exit).
