@@ -108,7 +108,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 answers["422"] = problems.problem_entry(422)
             if not path.startswith("/v1"):
                 continue
-            for status in (401, 404, 413, 422, 503):
+            for status in (401, 404, 413, 422, 429, 503):
                 answers.setdefault(str(status), problems.problem_entry(status))
             if "requestBody" in op:
                 answers.setdefault("400", problems.problem_entry(400))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import redis
@@ -17,6 +18,9 @@ from shared.redis import get_redis
 from shared.settings import get_settings
 
 log = logging.getLogger("shared.fair_use")
+
+# After Redis failed, calls go unchecked this long before it is tried again.
+RETRY_REDIS_AFTER_S = 5.0
 
 # KEYS: the buckets to charge. ARGV: rate, burst for each key, in order. Returns the seconds to wait
 # (as a string: Redis truncates Lua numbers in replies), "0" when the call may go ahead.
@@ -54,6 +58,7 @@ class FairUse:
         self._prefix = prefix
         self._take = client.register_script(_TAKE)
         self._failing = False
+        self._skip_until = 0.0
 
     def take(self, buckets: list[Bucket]) -> float:
         """Seconds until the call would be allowed; 0 means it is allowed and was charged."""
@@ -65,12 +70,14 @@ class FairUse:
         args: list[str] = []
         for b in live:
             args += [repr(float(b.rate)), str(max(1, b.burst))]
+        if self._failing and time.monotonic() < self._skip_until:
+            return 0.0  # Redis just failed: calls do not each wait out its connect timeout meanwhile
         try:
             reply = self._take(keys=keys, args=args)
         except redis.RedisError as exc:
             if not self._failing:
                 log.warning("fair-use limits not enforced: Redis unavailable (%s)", type(exc).__name__)
-            self._failing = True
+            self._failing, self._skip_until = True, time.monotonic() + RETRY_REDIS_AFTER_S
             return 0.0
         if self._failing:
             log.info("fair-use limits enforced again: Redis answers")
