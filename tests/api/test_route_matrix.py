@@ -189,9 +189,25 @@ def _path(template: str, ids: Ids) -> str:
             .replace("{request_id}", ids.request_id).replace("{sp}", ids.world.provider_id))
 
 
+def _missing(app: Any) -> list[str]:
+    return [f"{m} {p}" for m, p in _routes(app) if (m, p) not in RULES]
+
+
 def test_every_route_has_a_rule(app: Any) -> None:
-    missing = [f"{m} {p}" for m, p in _routes(app) if (m, p) not in RULES]
+    missing = _missing(app)
     assert not missing, f"routes without a RULES row in tests/api/test_route_matrix.py: {missing}"
+
+
+def test_a_new_route_without_a_rule_is_named(api_env: Any) -> None:
+    from api.app import create_app
+
+    fresh = create_app()
+
+    @fresh.get("/v1/customers/{customer_id}/something-new")
+    def something_new(customer_id: str) -> None:
+        """A route someone added without saying who may call it."""
+
+    assert _missing(fresh) == ["GET /v1/customers/{customer_id}/something-new"]
 
 
 def test_every_route_needs_a_key(raw: TestClient, app: Any) -> None:
