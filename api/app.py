@@ -11,8 +11,9 @@ import anyio.to_thread
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import problems
+from api import bodies, problems
 from api.deps import single_valued_query
+from api.fair_use import fair_caller
 from api.metrics import MetricsMiddleware
 from api.middleware import BodyLimit
 from api.publishing import BackgroundPublisher
@@ -33,7 +34,7 @@ from shared.customers import live
 from shared.db.engine import dispose_engine
 from shared.observability.logging import configure_logging
 from shared.requests import dispatch
-from shared.settings import Settings, get_settings, settings_or_exit
+from shared.settings import Settings, api_settings_or_exit, get_settings
 
 DESCRIPTION = """Provisioning engine for Microsoft 365 resellers.
 
@@ -74,13 +75,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or settings_or_exit()  # uvicorn's factory: a bad setting is one line, not a traceback
+    settings = settings or api_settings_or_exit()  # uvicorn's factory: a bad setting is one line, not a traceback
     configure_logging(json_lines=settings.log_json, level=settings.log_level)
     app = FastAPI(title="m365-provisioner", version="1.0", description=DESCRIPTION, lifespan=_lifespan,
                   docs_url="/docs", redoc_url=None, dependencies=[Depends(single_valued_query)])
     problems.install(app)
     for module in ROUTERS:
-        app.include_router(module.router)
+        # Every authenticated route is charged to its caller; the operations routes are not authenticated.
+        app.include_router(module.router, dependencies=[] if module is health else [Depends(fair_caller)])
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(MetricsMiddleware)  # outermost: counts the 413s too
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -96,6 +98,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(problem.pop("$defs", {}))
     schemas["Problem"] = problem
+    schemas.update(bodies.schemas())  # the bodies validated off the event loop (api/bodies.py)
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
     for path, operations in doc.get("paths", {}).items():
@@ -105,7 +108,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 answers["422"] = problems.problem_entry(422)
             if not path.startswith("/v1"):
                 continue
-            for status in (401, 404, 413, 422, 503):
+            for status in (401, 404, 413, 422, 429, 503):
                 answers.setdefault(str(status), problems.problem_entry(status))
             if "requestBody" in op:
                 answers.setdefault("400", problems.problem_entry(400))

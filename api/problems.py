@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import orjson
@@ -12,7 +13,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from shared.errors import MicrosoftUnavailable, ServiceError
+from shared.errors import MicrosoftUnavailable, RateLimited, ServiceError
 
 log = logging.getLogger("api")
 
@@ -49,6 +50,7 @@ TITLES = {
     "not_ready": "Not ready",
     "temporarily_unavailable": "Temporarily unavailable",
     "internal_error": "Internal error",
+    "rate_limited": "Too many requests",
 }
 _HTTP_CODES = {400: "validation_error", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 413: "payload_too_large", 415: "validation_error"}
@@ -69,6 +71,8 @@ async def _service_error(request: Request, exc: Exception) -> Response:
     headers = None
     if isinstance(exc, MicrosoftUnavailable) and exc.retry_after:
         headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+    if isinstance(exc, RateLimited):  # whole seconds, rounded up: sooner would be refused again
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
     if exc.status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
     return problem(exc.status, exc.code, exc.detail, instance=request.url.path, headers=headers, **exc.extra)
@@ -167,6 +171,7 @@ DESCRIPTIONS = {
     502: "Microsoft refused or failed the live call (`microsoft_unavailable`)",
     503: "Busy or unavailable, retry after `Retry-After`: Microsoft (`microsoft_unavailable`) or the "
          "database (`temporarily_unavailable`)",
+    429: "Over the fair-use limit (`rate_limited`); retry after `Retry-After` seconds",
 }
 
 

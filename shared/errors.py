@@ -67,3 +67,14 @@ class MicrosoftUnavailable(ServiceError):
     def __init__(self, detail: str, *, retry_after: float | None = None, status: int = 502) -> None:
         super().__init__(detail, status=status)
         self.retry_after = retry_after
+
+
+class RateLimited(ServiceError):
+    """429 rate_limited: the caller is over its fair share; it may try again after `retry_after` seconds."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after: float) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

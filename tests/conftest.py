@@ -23,6 +23,10 @@ T = TypeVar("T")
 # Tests never need a real SECRET_KEY; set one before anything builds settings.
 os.environ.setdefault("SECRET_KEY", "test-secret-key-" + "x" * 16)
 os.environ.setdefault("ENVIRONMENT", "test")
+# Tests (and the processes they start) call far faster than a client's fair share: no fair-use limits
+# unless a test sets them (tests/api/test_fair_use.py).
+os.environ.setdefault("API_RATE_PER_KEY", "0")
+os.environ.setdefault("API_RATE_PER_CUSTOMER", "0")
 
 
 def _reachable(host: str, port: int) -> bool:

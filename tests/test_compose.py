@@ -65,3 +65,8 @@ def test_the_image_installs_only_the_runtime_lock_on_a_pinnable_base() -> None:
     froms = [line for line in text.splitlines() if line.startswith("FROM ")]
     assert froms and all(line.startswith("FROM ${PYTHON_IMAGE}") for line in froms)
     assert "\nARG PYTHON_IMAGE=" in text
+
+
+def test_the_api_gets_a_metrics_token() -> None:
+    # ENVIRONMENT is production here: the API does not start without METRICS_TOKEN.
+    assert "METRICS_TOKEN" in _compose()["services"]["api"]["environment"]

@@ -1,8 +1,10 @@
 """/v1/customers/{c}/services and /onboard: connecting the tenant, enabling plans, the whole chain."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
+from api import bodies
 from api.deps import NO_QUERY, IdemDep, IdPath, PrincipalDep, UowDep, answer, json
 from api.problems import responses
 from api.schemas import customers as sch
@@ -40,11 +42,17 @@ def enable_plans(customer_id: IdPath, body: sch.MicrosoftOnlineCustomerUpdate, w
 
 
 @router.post("/onboard", status_code=202, response_model=sch.OnboardAccepted, responses=responses(403, 409),
-             summary="Connect, check GDAP and MCA, enable plans, then provision the users")
-def onboard_customer(customer_id: IdPath, body: sch.OnboardCreate, who: PrincipalDep, uow: UowDep,
-                     idem: IdemDep) -> Response:
-    users = [BulkUser(u.to_input(), u.user_plan_id or "") for u in body.users]
-    return answer(onboard.onboard(
-        uow, who, customer_id, customer_plan_id=body.customer_plan_id, tenant_id=body.tenant_id,
-        new_tenant=body.new_tenant.to_new_tenant() if body.new_tenant else None, plans=body.choices(),
-        users=users, idem=idem, present=sch.present_onboarding))
+             openapi_extra=bodies.documented(sch.OnboardCreate),
+             summary="Connect, check GDAP and MCA, enable plans, then provision the users (at most BULK_MAX_USERS)")
+async def onboard_customer(customer_id: IdPath, request: Request, who: PrincipalDep, uow: UowDep,
+                           idem: IdemDep) -> Response:
+    body = await bodies.parsed(request, sch.OnboardCreate)  # up to thousands of users: not on the event loop
+    bodies.check_bulk_size(len(body.users))
+
+    def accept() -> Response:
+        users = [BulkUser(u.to_input(), u.user_plan_id or "") for u in body.users]
+        return answer(onboard.onboard(
+            uow, who, customer_id, customer_plan_id=body.customer_plan_id, tenant_id=body.tenant_id,
+            new_tenant=body.new_tenant.to_new_tenant() if body.new_tenant else None, plans=body.choices(),
+            users=users, idem=idem, present=sch.present_onboarding))
+    return await run_in_threadpool(accept)

@@ -10,7 +10,7 @@ from shared.agreements.contact import contact_view
 from shared.agreements.mca import MCA_NOT_SIGNED, AgreementView, read_live, remember
 from shared.auth import scope
 from shared.auth.principal import Principal
-from shared.customers import context, live
+from shared.customers import context, live, live_reads
 from shared.db.models import ServiceProvider
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
@@ -41,7 +41,7 @@ def read_agreement(uow: UnitOfWork, who: Principal, customer_id: str) -> Agreeme
         tenant_id = ctx.require_connected()
         provider = s.get(ServiceProvider, ctx.service_provider_id)
         assert provider is not None
-        view = read_live(provider, tenant_id)
+        view = live_reads.read(customer_id, ("agreement", tenant_id), lambda: read_live(provider, tenant_id))
         remember(s, customer_id, view, utcnow())
         uow.commit()
         return view
@@ -70,4 +70,6 @@ def record_agreement(uow: UnitOfWork, who: Principal, customer_id: str, contact:
         publish_after_commit(uow, resume_blocked(s, customer_id=customer_id, reason=MCA_NOT_SIGNED))
         return view
 
-    return answer_once(uow, idem, 201, work, present)
+    answered = answer_once(uow, idem, 201, work, present)
+    live_reads.forget(customer_id)  # this process's next read shows it signed at once
+    return answered

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from shared.auth.principal import Principal
-from shared.customers import context, live
+from shared.customers import context, live, live_reads
 from shared.db.models import ServiceProvider, TenantSku
 from shared.db.types import new_id, utcnow
 from shared.db.uow import UnitOfWork
@@ -29,7 +29,9 @@ def licences(uow: UnitOfWork, who: Principal, customer_id: str) -> list[ledger.S
         tenant_id = ctx.require_connected()
         refreshed = s.scalars(select(TenantSku.refreshed_at).where(TenantSku.customer_id == customer_id)).all()
         if not refreshed or any(r is None or r < utcnow() - MAX_AGE for r in refreshed):
-            refresh_skus(s, ctx.service_provider_id, customer_id, tenant_id)
+            # Bounded per customer like the other live reads; the rows' age above is this read's cache.
+            live_reads.read(customer_id, ("licences", tenant_id),
+                            lambda: refresh_skus(s, ctx.service_provider_id, customer_id, tenant_id))
             uow.commit()
         return ledger.seats(s, customer_id)
 

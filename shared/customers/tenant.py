@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from shared import audit, guards
 from shared.auth import scope
 from shared.auth.principal import Principal
-from shared.customers import live
+from shared.customers import live, live_reads
 from shared.db.models import (
     Customer,
     CustomerService,
@@ -47,15 +47,19 @@ def search_tenants(uow: UnitOfWork, who: Principal, customer_id: str, query: str
         provider = s.get(ServiceProvider, customer.service_provider_id)
         assert provider is not None
         client = live.partner_center(provider)
+
+    def search() -> list[TenantMatch]:
+        found: dict[str, TenantMatch] = {}
+        with live.microsoft_call("searching Partner Center"):
+            for field in SEARCH_FIELDS:
+                for item in client.search_customers(field, query, size=limit):  # type: ignore[arg-type]
+                    match = _match(item)
+                    if match.tenant_id:
+                        found.setdefault(match.tenant_id, match)
+        return sorted(found.values(), key=lambda m: ((m.company_name or "").lower(), m.tenant_id))[:limit]
+
     # Outside the transaction: no connection is held while Microsoft answers.
-    found: dict[str, TenantMatch] = {}
-    with live.microsoft_call("searching Partner Center"):
-        for field in SEARCH_FIELDS:
-            for item in client.search_customers(field, query, size=limit):  # type: ignore[arg-type]
-                match = _match(item)
-                if match.tenant_id:
-                    found.setdefault(match.tenant_id, match)
-    return sorted(found.values(), key=lambda m: ((m.company_name or "").lower(), m.tenant_id))[:limit]
+    return live_reads.read(customer_id, ("tenant-search", query, limit), search)
 
 
 def _match(item: dict[str, Any]) -> TenantMatch:

@@ -40,6 +40,9 @@ def api_env(pg_url: str) -> Iterator[pytest.MonkeyPatch]:
         mp.setenv("DATABASE_URL", pg_url)
         mp.setenv("BROKER_URL", "memory://")
         mp.setenv("ENVIRONMENT", "test")
+        # The tests call far faster than a client's fair share; tests/api/test_fair_use.py sets its own.
+        mp.setenv("API_RATE_PER_KEY", "0")
+        mp.setenv("API_RATE_PER_CUSTOMER", "0")
         reset_settings()
         dispose_engine()
         yield mp

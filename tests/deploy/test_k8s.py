@@ -29,7 +29,7 @@ NAMESPACE = "m365-provisioner"
 SECRET_NAME = "m365-provisioner"
 # Environment variables that must only ever come from the Secret.
 SECRET_VARS = {"SECRET_KEY", "DATABASE_URL", "BROKER_URL", "REDIS_URL", "FLOWER_BASIC_AUTH", "SMTP_PASSWORD",
-               "WEBHOOK_SECRET", "BROKER_REDIS_PASSWORD"}
+               "WEBHOOK_SECRET", "BROKER_REDIS_PASSWORD", "METRICS_TOKEN"}
 # A margin on top of Celery's own numbers for acks, event flush and broker close.
 SHUTDOWN_MARGIN_S = 15
 
@@ -202,6 +202,8 @@ def test_http_containers_have_readiness_and_liveness(rendered: dict[str, list[Ob
     api = find(rendered[overlay], "Deployment", "api")["spec"]["template"]["spec"]["containers"][0]
     assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # ENVIRONMENT=production: the API does not start without the token that guards /metrics.
+    assert "METRICS_TOKEN" in {var["name"] for var in api["env"]}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

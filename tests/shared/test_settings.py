@@ -120,3 +120,22 @@ def test_smtp_without_a_login_may_stay_plain(settings_env: pytest.MonkeyPatch) -
     settings_env.setenv("SMTP_HOST", "relay.internal")
     settings_env.delenv("SMTP_USERNAME", raising=False)
     assert load_settings().smtp_host == "relay.internal"
+
+
+def test_only_the_api_needs_a_metrics_token_in_production(settings_env: pytest.MonkeyPatch) -> None:
+    from shared.settings import check_api_settings
+
+    settings_env.setenv("ENVIRONMENT", "production")
+    settings_env.setenv("SECRET_KEY", "k" * 20)
+    settings_env.delenv("METRICS_TOKEN", raising=False)
+    settings = load_settings()  # workers, beat, Flower: fine
+    with pytest.raises(ConfigError, match="METRICS_TOKEN"):
+        check_api_settings(settings)
+    settings_env.setenv("METRICS_TOKEN", "short")
+    with pytest.raises(ConfigError, match="METRICS_TOKEN"):
+        load_settings()
+    settings_env.setenv("METRICS_TOKEN", "m" * 20)
+    check_api_settings(load_settings())
+    settings_env.setenv("ENVIRONMENT", "dev")
+    settings_env.delenv("METRICS_TOKEN")
+    check_api_settings(load_settings())
