@@ -75,7 +75,7 @@ def take(session: Session, request_id: str, step_name: str, dispatch: int | None
 
 def why_not(session: Session, request_id: str, step_name: str, dispatch: int | None, *,
             now: datetime) -> Verdict:
-    req = session.get(PR, request_id)
+    req = rows.glance(session, request_id)
     if req is None:
         return halt("no such request")
     if dispatch is not None and req.dispatch != dispatch:

@@ -6,7 +6,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import BindParameter, Executable, Table, bindparam, func, or_, select, update
+from sqlalchemy import BindParameter, Executable, Row, Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.db.models import ProvisioningRequest, RequestStep
@@ -124,6 +124,18 @@ def write_step(session: Session, step: StepRow) -> None:
     values["duration_ms"] = func.coalesce(c.duration_ms, 0) + step.elapsed_ms
     session.execute(update(STEPS).where(c.request_id == step.request_id, c.name == step.name).values(values))
     step.changes, step.elapsed_ms = {}, 0
+
+
+@cache
+def _glance_stmt() -> Executable:
+    r = REQUESTS.c
+    return select(r.dispatch, r.current_step, r.state, r.not_before, r.lease_until).where(r.id == bindparam("rid"))
+
+
+def glance(session: Session, request_id: str) -> Row[Any] | None:
+    """What a refused claim needs to say why (dispatch, current step, state, not_before, lease), without
+    loading the request and its steps: a chain's first mailbox probe comes here once per user."""
+    return session.execute(_glance_stmt(), {"rid": request_id}).first()
 
 
 def step_state(session: Session, request_id: str, step_name: str) -> str | None:
