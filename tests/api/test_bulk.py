@@ -1,7 +1,6 @@
 """Bulk: up to BULK_MAX_USERS users in one call, validated as a whole, checks counted across the batch."""
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from sqlalchemy import func, select
@@ -94,14 +93,27 @@ def test_bulk_needs_a_plan_per_user_and_respects_the_cap(op: Api, world: World, 
         reset_settings()
 
 
-def test_bulk_of_1000_is_accepted_quickly(op: Api, make_world: Any, published: list[Any]) -> None:
+def test_bulk_of_1000_takes_a_few_statements_not_one_per_user(op: Api, make_world: Any,
+                                                              published: list[Any]) -> None:
+    from sqlalchemy import event
+
+    from shared.db.engine import get_engine
+
     w = make_world(seats=5000)
     users = [user_body(f"bulk{i:04d}@contoso.com", aliases=[f"alias{i:04d}@contoso.com"]) for i in range(1000)]
-    started = time.perf_counter()
-    r = op.post(f"/v1/customers/{w.customer_id}/users:bulk", json={"user_plan_id": w.user_plan_id, "users": users})
-    elapsed = time.perf_counter() - started
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(get_engine(), "before_cursor_execute", count)
+    try:
+        r = op.post(f"/v1/customers/{w.customer_id}/users:bulk",
+                    json={"user_plan_id": w.user_plan_id, "users": users})
+    finally:
+        event.remove(get_engine(), "before_cursor_execute", count)
     assert r.status_code == 202, r.text[:300]
     assert len(r.json()["items"]) == 1000 and len(published) == 1000
-    # A guard against per-user round trips (those take tens of seconds), loose for a busy CI machine;
-    # the bench measures the ≤ 2 s target.
-    assert elapsed < 8.0, elapsed
+    # Set-based rows: a per-user round trip would be thousands of statements. How fast it is, is a
+    # figure (bench/api_accept.py), not a timed assertion.
+    assert 0 < len(statements) < 100, len(statements)

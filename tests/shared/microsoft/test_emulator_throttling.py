@@ -50,10 +50,9 @@ def test_two_processes_share_one_tenant_without_violations(
     assert stats["retry_after_violations"] == 0, stats
     assert all(not r["failures"] for r in results), results
     assert all(r["ok"] > 0 for r in results), results  # both processes got their share
-    # The shared limiter lets one process use the whole rate: the window opens with the first one.
-    window = results[0]["end"] - min(r["started"] for r in results)
-    share = ok / window / EMULATOR_RATE
-    assert share >= 0.8, f"achieved {share:.2f} of the emulator's allowed rate ({results}, {stats['throttled']=})"
+    assert ok == sum(r["ok"] for r in results) > 0
+    # How much of the allowed rate the two reach together is a figure, not a timed assertion:
+    # bench/ms_client_throttling.py prints it.
     assert shared_redis.exists(f"ms:limit:{{graph:{world.tenant_id}}}:state")
 
 
