@@ -1,6 +1,7 @@
-"""Fixtures for the whole-pipeline tests: one emulator, the test database, the session's Redis (dbs 9/10)."""
+"""Fixtures for the whole-pipeline tests: one emulator, a database of their own, the session's Redis (dbs 9/10)."""
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -8,12 +9,13 @@ import pytest
 import redis
 
 from emulator.testing import RunningEmulator, running_emulator
+from tests.conftest import create_database, drop_database, require_service
 from tests.harness.processes import Processes
 from tests.harness.redis_server import RedisServer
 from tests.harness.seeding import Seeder, quiet_emulator
 from tests.harness.stack_env import publishing_as, stack_env
 
-__all__ = ["emulator", "pipeline_env", "seeder"]
+__all__ = ["emulator", "pipeline_env", "pipeline_pg_url", "seeder"]
 BROKER_DB, LIMITER_DB = 9, 10
 
 
@@ -24,17 +26,33 @@ def emulator() -> Iterator[RunningEmulator]:
 
 
 @pytest.fixture(scope="session")
-def pipeline_env(pg_url: str, emulator: RunningEmulator, redis_server: RedisServer) -> Iterator[dict[str, str]]:
+def pipeline_pg_url() -> Iterator[str]:
+    """The stacks' own database: their beat re-drives every stale request of its database, and the
+    thousands other packages leave queued (they never run a worker, and their partners are not this
+    emulator's) must not flood a stack's workers."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    from shared.db.migrate import upgrade
+
+    name = "test_pipeline_" + uuid.uuid4().hex[:10]
+    url = create_database(name)
+    upgrade(url)
+    yield url
+    drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def pipeline_env(pipeline_pg_url: str, emulator: RunningEmulator,
+                 redis_server: RedisServer) -> Iterator[dict[str, str]]:
     """The processes' environment; this process publishes with the same settings (broker db 9)."""
-    env = stack_env(database_url=pg_url, broker_url=redis_server.url(BROKER_DB),
+    env = stack_env(database_url=pipeline_pg_url, broker_url=redis_server.url(BROKER_DB),
                     limiter_url=redis_server.url(LIMITER_DB), emulator=emulator)
     with publishing_as(env):
         yield env
 
 
 @pytest.fixture(scope="session")
-def seeder(pg_url: str, emulator: RunningEmulator, pipeline_env: dict[str, str]) -> Iterator[Seeder]:
-    s = Seeder(pg_url, emulator)
+def seeder(pipeline_pg_url: str, emulator: RunningEmulator, pipeline_env: dict[str, str]) -> Iterator[Seeder]:
+    s = Seeder(pipeline_pg_url, emulator)
     yield s
     s.close()
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import select, text
+from sqlalchemy import create_engine, select, text
 
 from shared.db.models import NotificationRecipients, OutboxMessage, UserService
 from shared.requests import kinds
@@ -59,7 +59,7 @@ def _snapshot(client: redis.Redis) -> list[str]:
     return seen
 
 
-def test_the_password_appears_nowhere_but_encrypted(seeder, emulator, pipeline_env, pg_engine):
+def test_the_password_appears_nowhere_but_encrypted(seeder, emulator, pipeline_env, pipeline_pg_url):
     tenant = seeder.tenant(units=10)
     with seeder.session() as s:  # the customer's own recipients: the only ones the password goes to
         s.add(NotificationRecipients(customer_id=tenant.customer_id, emails=["it@customer.example"],
@@ -93,11 +93,15 @@ def test_the_password_appears_nowhere_but_encrypted(seeder, emulator, pipeline_e
     assert any("steps.ensure_user" in c for c in captured), "the watcher saw no task message"
     assert not any("celery-task-meta" in c for c in captured), "no task results are stored"
     assert "steps.ensure_user" in logs and "DEBUG" in logs
-    with pg_engine.connect() as conn:
-        rows = conn.execute(text("SELECT params::text, context::text FROM provisioning_requests")).all()
-        steps = conn.execute(text("SELECT coalesce(error_message, '') || coalesce(microsoft_error::text, '') "
-                                  "FROM request_steps")).all()
-        outbox = conn.execute(text("SELECT payload::text FROM outbox")).all()
+    pg_engine = create_engine(pipeline_pg_url)
+    try:
+        with pg_engine.connect() as conn:
+            rows = conn.execute(text("SELECT params::text, context::text FROM provisioning_requests")).all()
+            steps = conn.execute(text("SELECT coalesce(error_message, '') || coalesce(microsoft_error::text, '') "
+                                      "FROM request_steps")).all()
+            outbox = conn.execute(text("SELECT payload::text FROM outbox")).all()
+    finally:
+        pg_engine.dispose()
     database_text = " ".join(str(v) for row in [*rows, *steps, *outbox] for v in row)
     # The reseller's client secret neither: its sign-ins (Graph, Exchange, the consent) are logged too.
     for password in [*passwords.values(), PARTNER_SECRET]:
