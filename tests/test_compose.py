@@ -68,5 +68,5 @@ def test_the_image_installs_only_the_runtime_lock_on_a_pinnable_base() -> None:
 
 
 def test_the_api_gets_a_metrics_token() -> None:
-    # ENVIRONMENT is production here: the API does not start without METRICS_TOKEN.
+    # ENVIRONMENT is production here: without METRICS_TOKEN the API's /metrics stays closed.
     assert "METRICS_TOKEN" in _compose()["services"]["api"]["environment"]

@@ -12,7 +12,7 @@ from api.deps import NO_QUERY, json
 from api.metrics import exposition
 from api.problems import problem, problem_entry
 from shared import readiness
-from shared.settings import get_settings
+from shared.settings import get_settings, metrics_closed
 
 log = logging.getLogger("api")
 router = APIRouter(tags=["operations"], dependencies=[NO_QUERY])
@@ -53,9 +53,14 @@ def readyz() -> Response:
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics (Bearer METRICS_TOKEN when it is set)",
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Metrics"},
-                       401: problem_entry(401, "METRICS_TOKEN is set and the bearer token is not it (`unauthorized`)")})
+                       401: problem_entry(401, "the bearer token is not METRICS_TOKEN, or none is set in "
+                                                       "production (`unauthorized`)")})
 def metrics(authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> Response:
-    token = get_settings().metrics_token
+    settings = get_settings()
+    token = settings.metrics_token
+    if metrics_closed(settings):
+        return problem(401, "unauthorized", "set METRICS_TOKEN: /metrics is served only behind it in production",
+                       instance="/metrics", headers={"WWW-Authenticate": "Bearer"})
     if token:
         scheme, _, given = (authorization or "").partition(" ")
         # Constant time: the comparison does not tell how much of a guess was right.

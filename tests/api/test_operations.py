@@ -145,8 +145,8 @@ def test_metrics_token_guards_metrics(raw: TestClient, api_env: pytest.MonkeyPat
     assert raw.get("/metrics").status_code == 200  # unset: open, as before
 
 
-def test_the_api_refuses_production_without_a_metrics_token(api_env: pytest.MonkeyPatch,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_in_production_without_a_metrics_token_the_api_starts_with_metrics_closed(
+        api_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from api.app import create_app
 
     try:
@@ -155,11 +155,17 @@ def test_the_api_refuses_production_without_a_metrics_token(api_env: pytest.Monk
             mp.setenv("SECRET_KEY", "s" * 32)
             mp.delenv("METRICS_TOKEN", raising=False)
             reset_settings()
-            with pytest.raises(SystemExit) as exc:
-                create_app()
-            assert exc.value.code == 2 and "METRICS_TOKEN" in capsys.readouterr().err
+            with TestClient(create_app()) as client:
+                assert "METRICS_TOKEN" in capsys.readouterr().err  # said once, at start
+                assert client.get("/healthz").status_code == 200
+                problem = problem_of(client.get("/metrics"), 401, "unauthorized")
+                assert "METRICS_TOKEN" in problem["detail"]
+                problem_of(client.get("/metrics", headers={"Authorization": "Bearer anything-at-all-here"}), 401,
+                           "unauthorized")
             mp.setenv("METRICS_TOKEN", "m" * 32)
             reset_settings()
-            assert create_app().title == "m365-provisioner"
+            with TestClient(create_app()) as client:
+                r = client.get("/metrics", headers={"Authorization": f"Bearer {'m' * 32}"})
+                assert r.status_code == 200
     finally:
         reset_settings()
