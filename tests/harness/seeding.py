@@ -69,7 +69,7 @@ class Seeder:
     # -- the world -----------------------------------------------------------------------------------------------
     def tenant(self, *, units: int = 50, skus: Sequence[str] = (MAILBOX_SKU,), unverified: Sequence[str] = (),
                users: Sequence[dict[str, Any]] = (), mca_signed: bool = True, gdap: str = "active",
-               connected: bool = True, hard_limit: int | None = None) -> Tenant:
+               connected: bool = True, hard_limit: int | None = None, provider_kind: str = "indirect") -> Tenant:
         """A tenant with `units` seats of each SKU; its customer connected and one user plan of all of them."""
         tag = uuid.uuid4().hex[:8]
         domain, initial = f"t{tag}.example", f"t{tag}.onmicrosoft.com"
@@ -85,6 +85,7 @@ class Seeder:
             b = Builder(s)
             provider = b.provider(pc_tenant_id=self.partner_tenant, client_id=self.client_id,
                                   client_secret=PARTNER_SECRET)
+            provider.kind = provider_kind
             plan = b.user_plan([Licence(sku) for sku in skus], provider)
             local_skus = [Sku(sku, sku_id=rows[sku]["sku_id"], total=units, consumed=rows[sku].get("consumed", 0),
                               plans=SKU_PLANS.get(sku, ("EXCHANGE_S_STANDARD",))) for sku in skus]
