@@ -135,3 +135,31 @@ def test_no_mca_blocks_and_signing_it_resumes(seeder, emulator, stack):
     states = seeder.wait([r.id for r in refs], timeout=TIMEOUT, final=kinds.FINAL_STATES)
     assert states == {kinds.SUCCEEDED: 2}, (states, stack.logs()[-6000:])
     assert _quantity(emulator, tenant) == 2
+
+
+def test_lost_answers_and_a_killed_worker_still_buy_exactly_what_is_missing(seeder, emulator, pipeline_env):
+    # Every answer to a purchase is lost (the quantity changes, the caller sees a 500, replays included): the
+    # engine learns the outcome only by reading the quantity back.
+    tenant = _direct(seeder, units=1)
+    refs = seeder.users(tenant, [f"k{i}" for i in range(6)])
+    ids = [r.id for r in refs]
+    lost_before = emulator.stats()["lost_answers"]
+    with fresh_stack(pipeline_env, emulator, settings=FAST, lost_answer_rate=1.0, purchase_delay_s=1.0,
+                     latency_ms={"mean": 150, "jitter": 50}) as procs:
+        procs.worker("w1", concurrency=3)
+        procs.beat()
+        publish(refs)
+        # Kill w1 once a purchase is on its way to Partner Center (its target and request id committed).
+        deadline = utcnow().timestamp() + 30
+        while not any(p.state != ledger.PENDING for p in _purchases(seeder, tenant)):
+            assert utcnow().timestamp() < deadline, procs.logs()[-6000:]
+        procs.kill("w1")
+        procs.worker("w2", concurrency=3)
+        states = seeder.wait(ids, timeout=120, final=kinds.FINAL_STATES)
+        assert states == {kinds.SUCCEEDED: 6}, (states, procs.logs()[-8000:])
+    assert _quantity(emulator, tenant) == 6
+    rows = _purchases(seeder, tenant)
+    assert sum(p.units for p in rows) == 5 and all(p.state == ledger.VISIBLE for p in rows)
+    # Partner Center accepted one quantity change per purchase row: no replay or re-send bought again.
+    assert _bought(emulator, tenant) == len(rows)
+    assert emulator.stats()["lost_answers"] > lost_before
