@@ -49,6 +49,7 @@ TITLES = {
     "not_ready": "Not ready",
     "temporarily_unavailable": "Temporarily unavailable",
     "internal_error": "Internal error",
+    "not_a_direct_reseller": "Only a direct reseller buys seats through the engine",
 }
 _HTTP_CODES = {400: "validation_error", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 413: "payload_too_large", 415: "validation_error"}
