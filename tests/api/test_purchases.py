@@ -97,3 +97,4 @@ def test_purchases_are_listed_newest_first_for_keys_in_scope(op: Api, raw: Any, 
     assert [(p["from_quantity"], p["to_quantity"], p["request_ids"], p["state"]) for p in items] == [
         (1, 3, ["r1", "r2"], "visible")]
     problem_of(Api(raw, build_world().sp_key).get(url), 404, "not_found")
+    assert 'provisioner_seats_bought_total{sku="O365_BUSINESS_ESSENTIALS"}' in raw.get("/metrics").text
