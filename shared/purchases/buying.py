@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from shared import audit
 from shared.agreements import mca
-from shared.db.models import Purchase, ServiceProvider
+from shared.db.models import Customer, Purchase, ServiceProvider
 from shared.microsoft.errors import BadRequest, Forbidden
 from shared.pipeline.context import StepContext
 from shared.pipeline.outcomes import Blocked, Done, StepFailed, Wait
@@ -68,7 +68,7 @@ def buy_seats(ctx: StepContext) -> Done | Wait | Blocked:
         if part in awaited:
             continue
         sku = live.get(part.upper())
-        if sku is None:
+        if sku is None and not lic.offer_id:
             raise StepFailed("sku_not_in_tenant", f"the tenant has no {part} subscription")
         decided = _decide(ctx, customer_id, lic, sku)
         if isinstance(decided, Blocked):
@@ -78,16 +78,26 @@ def buy_seats(ctx: StepContext) -> Done | Wait | Blocked:
     return _drive_and_wait(ctx, customer_id, awaited, live)
 
 
-def _decide(ctx: StepContext, customer_id: str, lic: PlanLicence, sku: dict[str, Any]) -> list[str] | Blocked:
+def _lock(ctx: StepContext, customer_id: str, part: str, sku: dict[str, Any] | None) -> tuple[int, int]:
+    """Take the lock decisions for one SKU queue behind: (enabled, consumed) as last read from Graph."""
+    locked = seats.lock_skus(ctx.session, customer_id, [part]).get(part) if sku is not None else None
+    if locked is not None:
+        return locked.total, locked.consumed
+    # A SKU the tenant lacks (ordered through a cart): no SKU row to lock, so the customer's row.
+    ctx.session.scalar(select(Customer.id).where(Customer.id == customer_id).with_for_update())
+    return (_enabled(sku), int(sku.get("consumedUnits", 0))) if sku is not None else (0, 0)
+
+
+def _decide(ctx: StepContext, customer_id: str, lic: PlanLicence, sku: dict[str, Any] | None) -> list[str] | Blocked:
     """The purchases this request waits for (its own included); Blocked when one is needed but not allowed."""
     part = lic.sku_part_number
     s = ctx.session
-    locked = seats.lock_skus(s, customer_id, [part])[part]  # decisions for one SKU queue here
+    total, consumed = _lock(ctx, customer_id, part, sku)
     held = seats.held_counts(s, customer_id).get(part, 0)  # read after the lock: sees the holds committed before
     rows = ledger.unfinished(s, customer_id, part, lock=True)
-    _settle(ctx, rows, locked.total)
+    _settle(ctx, rows, total)
     rows = [p for p in rows if p.state != ledger.VISIBLE]
-    shortage = locked.consumed + held - locked.total - ledger.units_in_flight(rows)
+    shortage = consumed + held - total - ledger.units_in_flight(rows)
     if shortage > 0 and ledger.of_request(s, customer_id, part, ctx.request.id) is None:
         owner = ctx.request.service_provider_id or provider_of(s, None, customer_id) or ""
         rules = policy.effective(s, customer_id, owner)
@@ -95,9 +105,13 @@ def _decide(ctx: StepContext, customer_id: str, lic: PlanLicence, sku: dict[str,
         units, why = policy.allowance(rules, today, shortage)
         if units <= 0:
             return Blocked(PURCHASE_LIMIT, f"{shortage} {part} seat(s) missing and {why}")
-        mine = ledger.join_or_create(s, customer_id=customer_id, sku_part_number=part, sku_id=str(sku.get("skuId")),
-                                     units=units, request_id=ctx.request.id, now=ctx.now,
-                                     batch_s=ctx.settings.purchase_batch_s, max_per_order=rules.max_units_per_order)
+        # A SKU the tenant lacks is ordered (a cart), until some order of it has made it appear.
+        order = sku is None and not any(p.kind == ledger.ORDER for p in rows)
+        mine = ledger.join_or_create(s, customer_id=customer_id, sku_part_number=part,
+                                     sku_id=str(sku.get("skuId")) if sku else None, units=units,
+                                     request_id=ctx.request.id, now=ctx.now, batch_s=ctx.settings.purchase_batch_s,
+                                     max_per_order=rules.max_units_per_order,
+                                     kind=ledger.ORDER if order else ledger.QUANTITY, offer_id=lic.offer_id)
         if mine not in rows:
             rows.append(mine)
         ctx.notes.append(f"{units} {part} seat(s) to buy (purchase {mine.id})")
@@ -119,14 +133,20 @@ def _drive_and_wait(ctx: StepContext, customer_id: str, awaited: dict[str, list[
     for part, ids in sorted(awaited.items()):
         rows = sorted((p for p in (ctx.session.get(Purchase, i) for i in ids) if p is not None),
                       key=lambda p: (p.created_at, p.id))
+        sku = live.get(part.upper())
         for p in rows:
             if p.state in (ledger.PENDING, ledger.SENT):
-                blocked = _drive(ctx, pc, tenant, p, live[part.upper()])
+                if p.kind == ledger.ORDER:
+                    blocked = _drive_order(ctx, pc, tenant, p, _enabled(sku) if sku else 0)
+                elif sku is None:  # more of a SKU still on order: its subscription is not in Graph yet
+                    break
+                else:
+                    blocked = _drive(ctx, pc, tenant, p, sku)
                 if blocked is not None:
                     return blocked
             if p.state == ledger.FAILED:
                 raise StepFailed("purchase_failed", f"buying {part} seats failed: {p.error}")
-        _settle(ctx, rows, _enabled(live[part.upper()]))
+        _settle(ctx, rows, _enabled(sku) if sku else 0)
         waiting += [f"{p.units} {part}" for p in rows if p.state != ledger.VISIBLE]
     if waiting:
         return Wait(ctx.after(ctx.settings.purchase_poll_s),
@@ -186,6 +206,45 @@ def _drive(ctx: StepContext, pc: PartnerCenter, tenant: str, p: Purchase, sku: d
         ctx.note_error(exc)
         return None
     _confirm(ctx, p, answer)
+    return None
+
+
+def _drive_order(ctx: StepContext, pc: PartnerCenter, tenant: str, p: Purchase, graph_total: int) -> Blocked | None:
+    """A new subscription: cart, then checkout, both under the purchase's MS-RequestId (a repeat replays)."""
+    s = ctx.session
+    s.refresh(p, with_for_update=True)
+    if p.state == ledger.PENDING:
+        p.from_quantity, p.to_quantity = 0, p.units
+        p.expected_total = ledger.expected_total_after(s, p, graph_total)
+        p.ms_request_id = str(uuid.uuid4())
+        p.state, p.sent_at, p.updated_at = ledger.SENT, ctx.now, ctx.now
+        ctx.checkpoint(purchase_sent=p.id)
+    if p.state != ledger.SENT:
+        return None
+    rid = str(p.ms_request_id)
+    try:
+        if not p.cart_id:
+            p.cart_id = str(pc.create_cart(tenant, str(p.offer_id), p.units, rid)["id"])
+            ctx.checkpoint(purchase_cart=p.cart_id)
+        answer = pc.checkout_cart(tenant, p.cart_id, rid)
+    except Forbidden as exc:
+        p.state, p.ms_request_id, p.cart_id, p.sent_at, p.updated_at = ledger.PENDING, None, None, None, ctx.now
+        ctx.note_error(exc)
+        mca.remember(s, p.customer_id, mca.AgreementView(False, None, None), ctx.now)
+        return Blocked(mca.MCA_NOT_SIGNED, "Partner Center refuses to sell without the Microsoft Customer Agreement")
+    except BadRequest as exc:
+        # Checked out already (the answer lost, the replay window gone): the SKU is the tenant's now.
+        if any(str((k.get("productSku") or {}).get("skuPartNumber", "")).upper() == p.sku_part_number.upper()
+               for k in pc.subscribed_skus(tenant)):
+            _confirm(ctx, p, None)
+            return None
+        p.state, p.error, p.updated_at = ledger.FAILED, str(exc)[:500], ctx.now
+        ctx.note_error(exc)
+        return None
+    order = (answer.get("orders") or [{}])[0]
+    line = (order.get("lineItems") or [{}])[0]
+    p.subscription_id = str(line.get("subscriptionId") or "") or None
+    _confirm(ctx, p, {"orderId": order.get("id")})
     return None
 
 

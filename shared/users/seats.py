@@ -79,8 +79,9 @@ def reserve_seat(ctx: StepContext) -> Done:
         ctx.session.flush()
         locked = ledger.lock_skus(ctx.session, user.customer_id, missing)
     free = {s.sku_part_number: s.free for s in ledger.seats(ctx.session, user.customer_id)}
+    orderable = {lic.sku_part_number for lic in plan.licences if lic.offer_id} if direct else set()
     for sku in missing:
-        if sku not in locked:
+        if sku not in locked and sku not in orderable:  # buy_seats orders an orderable one
             raise StepFailed("sku_not_in_tenant", f"the tenant has no {sku} subscription")
         if free.get(sku, 0) < 0 and not direct:  # this request's own hold is counted
             raise StepFailed("no_free_licences", f"no free {sku} seat in the tenant")

@@ -5,13 +5,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from shared.db.models import AuditEvent, ProvisioningRequest, Purchase
+from shared.db.models import AuditEvent, ProvisioningRequest, Purchase, UserPlanLicence
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
 from shared.requests import kinds
 from shared.requests.dispatch import RequestRef
 from shared.requests.service import create_request
-from tests.api.conftest import Api, build_world, problem_of
+from tests.api.conftest import Api, build_live_world, build_world, problem_of
+from tests.api.test_microsoft_online import _offered_plan
 
 ON = {"enabled": True, "max_units_per_day": 10, "max_units_per_order": 5}
 OFF = {"enabled": False, "max_units_per_day": None, "max_units_per_order": None}
@@ -98,3 +99,32 @@ def test_purchases_are_listed_newest_first_for_keys_in_scope(op: Api, raw: Any, 
         (1, 3, ["r1", "r2"], "visible")]
     problem_of(Api(raw, build_world().sp_key).get(url), 404, "not_found")
     assert 'provisioner_seats_bought_total{sku="O365_BUSINESS_ESSENTIALS"}' in raw.get("/metrics").text
+
+
+def test_a_user_plan_licence_may_name_its_offer(op: Api, api_env: Any) -> None:
+    body = {"name": "Premium on order", "licences": [
+        {"sku_part_number": "SPB", "offer_id": "CFQ7TTC0LCHC:0002:CFQ7TTC0NXP6"},
+        {"sku_part_number": "O365_BUSINESS_ESSENTIALS"}]}
+    r = op.post("/v1/user-plans", json=body)
+    assert r.status_code == 201, r.text
+    assert [(lic["sku_part_number"], lic["offer_id"]) for lic in r.json()["licences"]] == [
+        ("SPB", "CFQ7TTC0LCHC:0002:CFQ7TTC0NXP6"), ("O365_BUSINESS_ESSENTIALS", None)]
+    bad = op.post("/v1/user-plans", json={"name": "Bad offer", "licences": [
+        {"sku_part_number": "SPB", "offer_id": "not an offer"}]})
+    assert problem_of(bad, 422, "validation_error")["errors"][0]["loc"][:3] == ["body", "licences", 0]
+
+
+def test_a_direct_reseller_may_enable_a_plan_whose_sku_it_will_order(op: Api, emulator: Any) -> None:
+    for kind, status in (("indirect", 409), ("direct", 202)):
+        live = build_live_world(emulator, mca_signed=True, kind=kind)
+        w = live.world
+        plan = _offered_plan(w, "SPB")
+        with UnitOfWork() as uow:
+            lic = uow.session.scalar(select(UserPlanLicence).where(UserPlanLicence.user_plan_id == plan))
+            assert lic is not None
+            lic.offer_id = "CFQ7TTC0LCHC:0002:CFQ7TTC0NXP6"
+            uow.commit()
+        r = op.put(f"/v1/customers/{w.customer_id}/services/microsoft-online", json={"plans": [{"user_plan_id": plan}]})
+        assert r.status_code == status, (kind, r.text)
+        if status == 409:
+            assert r.json()["code"] == "sku_not_in_tenant"

@@ -7,13 +7,16 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from emulator import catalog
 from shared.agreements import mca
 from shared.agreements.resume import resume_signed
-from shared.db.models import Purchase
+from shared.db.models import Customer, PlanEnablement, Purchase, UserPlan
 from shared.db.types import utcnow
 from shared.purchases import ledger, policy
 from shared.purchases.resume import resume_customer
 from shared.requests import kinds
+from shared.requests.service import ref
+from tests.builders import Builder, Licence
 from tests.e2e.pipeline_fixtures import *  # noqa: F403
 from tests.e2e.pipeline_fixtures import fresh_stack
 from tests.harness.processes import Processes
@@ -163,3 +166,23 @@ def test_lost_answers_and_a_killed_worker_still_buy_exactly_what_is_missing(seed
     # Partner Center accepted one quantity change per purchase row: no replay or re-send bought again.
     assert _bought(emulator, tenant) == len(rows)
     assert emulator.stats()["lost_answers"] > lost_before
+
+
+def test_a_sku_the_tenant_lacks_is_ordered_once_through_a_cart(seeder, emulator, stack):
+    tenant = _direct(seeder, units=1)
+    with seeder.session() as s:  # a plan of a SKU the tenant has no subscription for, naming its offer
+        b = Builder(s)
+        customer = s.get(Customer, tenant.customer_id)
+        plan = b.user_plan([Licence("SPB")])
+        plan.licences[0].offer_id = catalog.catalog_item_id("SPB")
+        s.add(PlanEnablement(customer_id=customer.id, user_plan_id=plan.id, enabled=True))
+        s.flush()
+        refs = [ref(b.provision(b.user(customer, f"o{i}@{tenant.domain}", plan=s.get(UserPlan, plan.id)), plan))
+                for i in range(2)]
+        s.commit()
+    _run(seeder, stack, refs, {kinds.SUCCEEDED: 2})
+    spb = next(k for k in emulator.tenant(tenant.tenant_id)["skus"] if k["sku_part_number"] == "SPB")
+    assert spb["units"] == 2 and spb["consumed"] == 2
+    [order] = [p for p in _purchases(seeder, tenant) if p.sku_part_number == "SPB"]
+    assert (order.kind, order.units, order.state) == ("order", 2, ledger.VISIBLE) and order.order_id
+    assert _bought(emulator, tenant) == 1
