@@ -213,6 +213,9 @@ def _drive_order(ctx: StepContext, pc: PartnerCenter, tenant: str, p: Purchase, 
     """A new subscription: cart, then checkout, both under the purchase's MS-RequestId (a repeat replays)."""
     s = ctx.session
     s.refresh(p, with_for_update=True)
+    if p.state == ledger.SENT and p.cart_id and _ordered(pc, tenant, p):
+        _confirm(ctx, p, None)  # checked out by an earlier attempt whose answer was lost
+        return None
     if p.state == ledger.PENDING:
         p.from_quantity, p.to_quantity = 0, p.units
         p.expected_total = ledger.expected_total_after(s, p, graph_total)
@@ -233,9 +236,7 @@ def _drive_order(ctx: StepContext, pc: PartnerCenter, tenant: str, p: Purchase, 
         mca.remember(s, p.customer_id, mca.AgreementView(False, None, None), ctx.now)
         return Blocked(mca.MCA_NOT_SIGNED, "Partner Center refuses to sell without the Microsoft Customer Agreement")
     except BadRequest as exc:
-        # Checked out already (the answer lost, the replay window gone): the SKU is the tenant's now.
-        if any(str((k.get("productSku") or {}).get("skuPartNumber", "")).upper() == p.sku_part_number.upper()
-               for k in pc.subscribed_skus(tenant)):
+        if _ordered(pc, tenant, p):  # checked out already (the answer lost, the replay window gone)
             _confirm(ctx, p, None)
             return None
         p.state, p.error, p.updated_at = ledger.FAILED, str(exc)[:500], ctx.now
@@ -246,6 +247,12 @@ def _drive_order(ctx: StepContext, pc: PartnerCenter, tenant: str, p: Purchase, 
     p.subscription_id = str(line.get("subscriptionId") or "") or None
     _confirm(ctx, p, {"orderId": order.get("id")})
     return None
+
+
+def _ordered(pc: PartnerCenter, tenant: str, p: Purchase) -> bool:
+    """Read back: Partner Center lists the ordered SKU for the customer (the order went through)."""
+    return any(str((k.get("productSku") or {}).get("skuPartNumber", "")).upper() == p.sku_part_number.upper()
+               for k in pc.subscribed_skus(tenant))
 
 
 def _confirm(ctx: StepContext, p: Purchase, answer: dict[str, Any] | None) -> None:

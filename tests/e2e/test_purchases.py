@@ -20,7 +20,7 @@ from tests.builders import Builder, Licence
 from tests.e2e.pipeline_fixtures import *  # noqa: F403
 from tests.e2e.pipeline_fixtures import fresh_stack
 from tests.harness.processes import Processes
-from tests.harness.seeding import Seeder, Tenant
+from tests.harness.seeding import Seeder, Tenant, quiet_emulator
 from worker.canvas import publish
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -166,6 +166,7 @@ def test_lost_answers_and_a_killed_worker_still_buy_exactly_what_is_missing(seed
     # Partner Center accepted one quantity change per purchase row: no replay or re-send bought again.
     assert _bought(emulator, tenant) == len(rows)
     assert emulator.stats()["lost_answers"] > lost_before
+    quiet_emulator(emulator, purchase_delay_s=1.0)  # the module's faults again, for the tests after this one
 
 
 def test_a_sku_the_tenant_lacks_is_ordered_once_through_a_cart(seeder, emulator, stack):
@@ -180,9 +181,13 @@ def test_a_sku_the_tenant_lacks_is_ordered_once_through_a_cart(seeder, emulator,
         refs = [ref(b.provision(b.user(customer, f"o{i}@{tenant.domain}", plan=s.get(UserPlan, plan.id)), plan))
                 for i in range(2)]
         s.commit()
-    _run(seeder, stack, refs, {kinds.SUCCEEDED: 2})
+    emulator.set_faults(lost_answer_rate=1.0)  # every checkout answer lost: the order is read back
+    try:
+        _run(seeder, stack, refs, {kinds.SUCCEEDED: 2})
+    finally:
+        emulator.set_faults(lost_answer_rate=0.0)
     spb = next(k for k in emulator.tenant(tenant.tenant_id)["skus"] if k["sku_part_number"] == "SPB")
     assert spb["units"] == 2 and spb["consumed"] == 2
     [order] = [p for p in _purchases(seeder, tenant) if p.sku_part_number == "SPB"]
-    assert (order.kind, order.units, order.state) == ("order", 2, ledger.VISIBLE) and order.order_id
+    assert (order.kind, order.units, order.state) == ("order", 2, ledger.VISIBLE) and order.ms_request_id
     assert _bought(emulator, tenant) == 1

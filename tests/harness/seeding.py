@@ -26,7 +26,8 @@ SKU_PLANS = {"O365_BUSINESS_ESSENTIALS": ("EXCHANGE_S_STANDARD",), "FLOW_FREE": 
 QUIET_FAULTS: dict[str, Any] = {
     "latency_ms": {"mean": 0, "jitter": 0}, "error_rate": 0.0, "graph_rate_per_tenant": None,
     "exchange_rate_per_tenant": None, "partner_center_rate": None, "replication_lag_s": 0.0,
-    "mailbox_delay_s": {"first": 0, "next": 0}, "token_fail_rate": 0.0}
+    "mailbox_delay_s": {"first": 0, "next": 0}, "token_fail_rate": 0.0, "purchase_delay_s": 0.0,
+    "lost_answer_rate": 0.0}
 
 
 def quiet_emulator(emulator: RunningEmulator, **faults: Any) -> None:
