@@ -24,6 +24,7 @@ from api.routes import (
     health,
     notifications,
     plans,
+    purchases,
     requests,
     service_providers,
     sync,
@@ -44,7 +45,7 @@ Every error is `application/problem+json` (RFC 9457) with a stable `code`. Creat
 
 # Users first: its routes are the hot ones, and routes are matched in order.
 ROUTERS = (users, requests, customers, customer_services, agreements, sync, notifications, service_providers, plans,
-           health)
+           health, purchases)
 
 
 # How soon a thread whose database call returned gets the GIL back (Python's default is 5 ms): a

@@ -51,6 +51,7 @@ TITLES = {
     "temporarily_unavailable": "Temporarily unavailable",
     "internal_error": "Internal error",
     "rate_limited": "Too many requests",
+    "not_a_direct_reseller": "Only a direct reseller buys seats through the engine",
 }
 _HTTP_CODES = {400: "validation_error", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 413: "payload_too_large", 415: "validation_error"}

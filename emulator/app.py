@@ -13,7 +13,16 @@ from .clock import Clock
 from .errors import ApiError
 from .faults import Faults
 from .http import Request, Response, Route, Router
-from .routes import control, exchange, graph_delta, graph_directory, graph_users, login, partner_center
+from .routes import (
+    control,
+    exchange,
+    graph_delta,
+    graph_directory,
+    graph_users,
+    login,
+    partner_center,
+    partner_center_orders,
+)
 from .routes.shapes import RENDERERS
 from .stats import Stats
 from .throttle import Throttle
@@ -37,7 +46,7 @@ _INJECTED = {
 
 def build_router() -> Router:
     return Router([*control.ROUTES, *graph_delta.ROUTES, *graph_directory.ROUTES, *graph_users.ROUTES,
-                   *partner_center.ROUTES, *exchange.ROUTES, *login.ROUTES])
+                   *partner_center.ROUTES, *partner_center_orders.ROUTES, *exchange.ROUTES, *login.ROUTES])
 
 
 class Emulator:

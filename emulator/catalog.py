@@ -91,6 +91,19 @@ def sku_name(part_number: str) -> str:
     return known[1] if known else part_number
 
 
+def catalog_item_id(part_number: str) -> str:
+    """The Partner Center catalog item (`<product>:<sku>:<availability>`) that sells `part_number`."""
+    product = stable_guid("product", part_number).replace("-", "")[:12].upper()
+    availability = stable_guid("availability", part_number).replace("-", "")[:12].upper()
+    return f"{product}:0001:{availability}"
+
+
+def part_for_catalog_item(item_id: str) -> str | None:
+    """The known SKU a catalog item sells (its product and SKU segments decide; availability may vary)."""
+    wanted = item_id.upper().split(":")[:2]
+    return next((part for part in SKUS if catalog_item_id(part).split(":")[:2] == wanted), None)
+
+
 def default_plans(part_number: str) -> tuple[str, ...]:
     known = SKUS.get(part_number)
     return known[2] if known else ()

@@ -22,9 +22,13 @@ DEFAULTS: dict[str, Any] = {
     "new_tenant_token_delay_s": 0.0,
     # A CPV consent granted through Partner Center gives tokens only this long after (propagation).
     "consent_delay_s": 0.0,
+    # Units bought through Partner Center show in Graph's subscribedSkus only this long after.
+    "purchase_delay_s": 0.0,
+    # A purchase (quantity change, checkout) is applied but its answer is lost (a 500) at this rate.
+    "lost_answer_rate": 0.0,
 }
 _NESTED = ("latency_ms", "mailbox_delay_s")
-_RATES = ("error_rate", "token_fail_rate")
+_RATES = ("error_rate", "token_fail_rate", "lost_answer_rate")
 _OPTIONAL = ("graph_rate_per_tenant", "exchange_rate_per_tenant", "partner_center_rate")
 
 
@@ -77,6 +81,14 @@ class Faults:
     def token_fails(self) -> bool:
         rate = self.values["token_fail_rate"]
         return rate > 0 and self.rng.random() < rate
+
+    def answer_lost(self) -> bool:
+        rate = self.values["lost_answer_rate"]
+        return rate > 0 and self.rng.random() < rate
+
+    @property
+    def purchase_delay_s(self) -> float:
+        return float(self.values["purchase_delay_s"])
 
     def rate(self, family: str) -> float | None:
         if family == "exchange":

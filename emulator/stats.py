@@ -6,7 +6,7 @@ from collections import defaultdict
 from typing import Any
 
 _TENANT_COUNTERS = ("requests", "throttled", "retry_after_violations", "users_created",
-                    "duplicate_create_attempts", "licence_assignments")
+                    "duplicate_create_attempts", "licence_assignments", "purchases")
 
 
 class Stats:
@@ -26,6 +26,8 @@ class Stats:
         self.tokens_issued = 0
         self.token_failures = 0
         self.consents = 0
+        self.purchases = 0  # accepted quantity changes and orders (replays not counted)
+        self.lost_answers = 0
         self.injected_errors: defaultdict[str, int] = defaultdict(int)
         self.by_tenant: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
 
@@ -54,6 +56,8 @@ class Stats:
             "tokens_issued": self.tokens_issued,
             "token_failures": self.token_failures,
             "consents": self.consents,
+            "purchases": self.purchases,
+            "lost_answers": self.lost_answers,
             "injected_errors": dict(self.injected_errors),
             "by_tenant": {tid: dict(c) for tid, c in self.by_tenant.items()},
             "uptime_s": round(time.time() - self.started, 3),

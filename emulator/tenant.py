@@ -36,17 +36,36 @@ class Sku:
     plans: list[tuple[str, str]]  # (servicePlanId, servicePlanName)
     consumed: int = 0
     mailbox_plan_ids: frozenset[str] = field(default_factory=frozenset)
+    # Units bought but not yet visible in Graph: (due time, units), see fault purchase_delay_s.
+    pending: list[tuple[float, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.mailbox_plan_ids = frozenset(pid for pid, name in self.plans if name in catalog.MAILBOX_PLANS)
 
     @property
+    def enabled(self) -> int:
+        """The seats Graph shows (prepaidUnits.enabled): the subscription quantity less units still on their way."""
+        return self.units - sum(n for _, n in self.pending)
+
+    @property
     def free(self) -> int:
-        return self.units - self.consumed
+        return self.enabled - self.consumed
+
+    def buy(self, quantity: int, visible_at: float, now: float) -> int:
+        """Partner Center accepted a new quantity: the added units reach Graph at `visible_at`."""
+        added = quantity - self.units
+        self.units = quantity
+        if added > 0 and visible_at > now:
+            self.pending.append((visible_at, added))
+        return added
+
+    def settle(self, now: float) -> None:
+        if self.pending:
+            self.pending = [(due, n) for due, n in self.pending if due > now]
 
     def view(self) -> dict[str, Any]:
         return {"sku_part_number": self.part_number, "sku_id": self.sku_id, "units": self.units,
-                "consumed": self.consumed, "free": self.free,
+                "pending_units": self.units - self.enabled, "consumed": self.consumed, "free": self.free,
                 "service_plans": [{"servicePlanId": pid, "servicePlanName": name} for pid, name in self.plans]}
 
 
@@ -87,6 +106,9 @@ class Tenant:
         self.token_ready_at = 0.0
         # (due time, user id): replication and mailbox timers, settled lazily when the tenant is touched.
         self.timers: list[tuple[float, str]] = []
+        # Partner Center purchases: first answers by (operation, MS-RequestId), replayed on a repeat; carts.
+        self.purchase_answers: dict[str, tuple[int, dict[str, Any]]] = {}
+        self.carts: dict[str, dict[str, Any]] = {}
         self.lock = asyncio.Lock()
 
     # -- bookkeeping -------------------------------------------------------------------------------
@@ -99,6 +121,8 @@ class Tenant:
 
     def settle(self, now: float) -> None:
         """Apply due timers: a user becoming visible or a mailbox becoming ready is a change for delta."""
+        for sku in self.skus.values():
+            sku.settle(now)
         timers = self.timers
         while timers and timers[0][0] <= now:
             _, uid = heapq.heappop(timers)
@@ -137,6 +161,7 @@ class Tenant:
             return
         if "units" in spec:
             existing.units = int(spec["units"])
+            existing.pending = []
         if spec.get("service_plans") is not None:
             existing.plans = build_sku({**spec, "sku_id": existing.sku_id}).plans
             existing.__post_init__()

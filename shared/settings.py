@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     access_resume_interval_s: float = Field(default=60.0, gt=0)
     access_resume_batch: int = Field(default=50, ge=1)
     access_recheck_s: float = Field(default=300.0, gt=0)
+    # Seat purchases (direct resellers): Graph is asked every purchase_poll_s whether bought seats show;
+    # requests needing the same SKU within purchase_batch_s share one purchase; beat looks every
+    # purchase_resume_interval_s for purchase_limit blocks the policy or a new day now allows.
+    purchase_poll_s: float = Field(default=30.0, gt=0)
+    purchase_batch_s: float = Field(default=60.0, gt=0)
+    purchase_resume_interval_s: float = Field(default=300.0, gt=0)
 
     # API.
     api_max_body_bytes: int = Field(default=2_000_000, gt=0)

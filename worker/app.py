@@ -42,6 +42,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": settings.access_resume_interval_s,
             "options": {"expires": settings.access_resume_interval_s},
         },
+        "resume-purchase-limits": {
+            "task": "worker.tasks.maintenance.resume_purchase_limits",
+            "schedule": settings.purchase_resume_interval_s,
+            "options": {"expires": settings.purchase_resume_interval_s},
+        },
         "cleanup": {
             "task": "worker.tasks.maintenance.cleanup",
             "schedule": 3600.0,

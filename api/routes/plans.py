@@ -27,7 +27,8 @@ def list_customer_plans(who: PrincipalDep, uow: UowDep) -> Response:
 @router.post("/user-plans", status_code=201, response_model=sch.UserPlanPublic, responses=responses(403, 409),
              summary="Create a user plan (operator)")
 def create_user_plan(body: sch.UserPlanCreate, who: PrincipalDep, uow: UowDep, idem: IdemDep) -> Response:
-    licences = [LicenceInput(lic.sku_part_number, list(lic.disabled_service_plans)) for lic in body.licences]
+    licences = [LicenceInput(lic.sku_part_number, list(lic.disabled_service_plans), lic.offer_id)
+                for lic in body.licences]
     return answer(service.create_user_plan(uow, who, name=body.name, description=body.description,
                                            licences=licences, idem=idem, present=sch.present_user_plan))
 

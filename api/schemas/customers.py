@@ -205,6 +205,8 @@ class SkuLicencePublic(BaseModel):
     consumed: int
     free: int = Field(description="total - consumed - reserved")
     reserved: int = Field(description="Seats held for accepted, unfinished provisioning requests")
+    unused: int = Field(default=0, description="total - consumed: seats paid for and assigned to nobody (the "
+                                               "engine never reduces seats it bought)")
 
 
 class LicenceList(BaseModel):
@@ -232,7 +234,8 @@ def customer_public(view: CustomerView) -> dict[str, Any]:
 
 def licence_public(seats: SkuSeats) -> SkuLicencePublic:
     return SkuLicencePublic(sku_part_number=seats.sku_part_number, sku_id=seats.sku_id, total=seats.total,
-                            consumed=seats.consumed, free=max(seats.free, 0), reserved=seats.reserved)
+                            consumed=seats.consumed, free=max(seats.free, 0), reserved=seats.reserved,
+                            unused=seats.unused)
 
 
 def present_onboarding(result: Onboarding) -> dict[str, Any]:

@@ -7,14 +7,15 @@ from pydantic import BaseModel, EmailStr, Field, field_validator
 
 from api.schemas.common import Input
 
-Event = Literal["provisioned", "failed", "blocked"]
+Event = Literal["provisioned", "failed", "blocked", "purchased"]
 
 
 class RecipientsUpdate(Input):
     emails: list[EmailStr] = Field(max_length=50, description="Who is emailed; [] for nobody")
-    events: list[Event] = Field(max_length=3, description="provisioned (with the temporary password, to a "
+    events: list[Event] = Field(max_length=4, description="provisioned (with the temporary password, to a "
                                                           "customer's own recipients, when the engine set it), "
-                                                          "failed, blocked (MCA, GDAP, seats)")
+                                                          "failed, blocked (MCA, GDAP, seats), purchased "
+                                                          "(seats bought for a direct reseller)")
 
     @field_validator("emails", "events")
     @classmethod

@@ -33,6 +33,11 @@ class CustomerPlanList(BaseModel):
 class LicenceSpec(Input):
     sku_part_number: SkuName = Field(examples=["O365_BUSINESS_PREMIUM"])
     disabled_service_plans: list[SkuName] = Field(default_factory=list, max_length=100)
+    offer_id: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z0-9]+:[A-Za-z0-9]+:[A-Za-z0-9]+$",
+                                 examples=["CFQ7TTC0LCHC:0002:CFQ7TTC0NXP6"],
+                                 description="The Partner Center catalog item (product:sku:availability) a direct "
+                                             "reseller orders when the customer's tenant has no subscription for the "
+                                             "SKU")
 
 
 class UserPlanCreate(Input):
@@ -54,6 +59,7 @@ class LicencePublic(BaseModel):
 
     sku_part_number: str
     disabled_service_plans: list[str]
+    offer_id: str | None = None
 
 
 class UserPlanPublic(BaseModel):

@@ -41,7 +41,7 @@ def subscribed_sku(tenant: Tenant, part_number: str) -> dict[str, Any]:
         "capabilityStatus": "Enabled", "consumedUnits": sku.consumed,
         "id": f"{tenant.tenant_id}_{sku.sku_id}", "skuId": sku.sku_id, "skuPartNumber": sku.part_number,
         "subscriptionIds": [catalog.stable_guid("subscription", f"{tenant.tenant_id}:{sku.sku_id}")],
-        "prepaidUnits": {"enabled": sku.units, "suspended": 0, "warning": 0, "lockedOut": 0},
+        "prepaidUnits": {"enabled": sku.enabled, "suspended": 0, "warning": 0, "lockedOut": 0},
         "servicePlans": [{"servicePlanId": pid, "servicePlanName": name, "provisioningStatus": "Success",
                           "appliesTo": "User"} for pid, name in sku.plans],
     }

@@ -12,7 +12,7 @@ from .. import access, catalog
 from ..clock import iso
 from ..errors import ApiError
 from ..http import Request, Response, empty, json_response, route
-from ..tenant import Tenant
+from ..tenant import Sku, Tenant
 from . import guard
 
 if TYPE_CHECKING:
@@ -209,8 +209,8 @@ async def subscribed_skus(em: Emulator, req: Request) -> Response:
     guard.partner_center(em, req)
     tenant = _customer_or_404(em, req.params["customer"])
     items = [{
-        "availableUnits": sku.free, "activeUnits": sku.units, "consumedUnits": sku.consumed,
-        "suspendedUnits": 0, "totalUnits": sku.units, "warningUnits": 0, "capabilityStatus": "Enabled",
+        "availableUnits": sku.free, "activeUnits": sku.enabled, "consumedUnits": sku.consumed,
+        "suspendedUnits": 0, "totalUnits": sku.enabled, "warningUnits": 0, "capabilityStatus": "Enabled",
         "productSku": {"id": sku.sku_id, "name": catalog.sku_name(sku.part_number),
                        "skuPartNumber": sku.part_number, "targetType": "User", "licenseGroupId": "group1"},
         "servicePlans": [{"displayName": name, "serviceName": name, "id": pid, "capabilityStatus": "Enabled",
@@ -220,23 +220,33 @@ async def subscribed_skus(em: Emulator, req: Request) -> Response:
     return _collection(items)
 
 
-async def subscriptions(em: Emulator, req: Request) -> Response:
-    guard.partner_center(em, req)
-    tenant = _customer_or_404(em, req.params["customer"])
+def subscription_id(tenant: Tenant, sku: Sku) -> str:
+    return catalog.stable_guid("subscription", f"{tenant.tenant_id}:{sku.sku_id}")
+
+
+def subscription(tenant: Tenant, sku: Sku) -> dict[str, Any]:
+    """The Partner Center subscription behind one SKU: its quantity is the SKU's units."""
     start = iso(tenant.created_at)
     end = iso(tenant.created_at + 365 * 86400)
-    items = [{
-        "id": catalog.stable_guid("subscription", f"{tenant.tenant_id}:{sku.sku_id}"),
+    sub_id = subscription_id(tenant, sku)
+    return {
+        "id": sub_id,
         "offerId": catalog.stable_guid("offer", sku.part_number).upper(),
         "offerName": catalog.sku_name(sku.part_number),
         "friendlyName": catalog.sku_name(sku.part_number), "quantity": sku.units, "unitType": "Licenses",
         "creationDate": start, "effectiveStartDate": start, "commitmentEndDate": end, "status": "active",
         "autoRenewEnabled": True, "isTrial": False, "billingType": "license", "billingCycle": "monthly",
         "termDuration": "P1Y", "contractType": "subscription",
-        "links": {"self": {"uri": f"/customers/{tenant.tenant_id}/subscriptions", "method": "GET", "headers": []}},
+        "links": {"self": {"uri": f"/customers/{tenant.tenant_id}/subscriptions/{sub_id}", "method": "GET",
+                           "headers": []}},
         "attributes": {"objectType": "Subscription"},
-    } for sku in tenant.skus.values()]
-    return _collection(items)
+    }
+
+
+async def subscriptions(em: Emulator, req: Request) -> Response:
+    guard.partner_center(em, req)
+    tenant = _customer_or_404(em, req.params["customer"])
+    return _collection([subscription(tenant, sku) for sku in tenant.skus.values()])
 
 
 async def grant_consent(em: Emulator, req: Request) -> Response:

@@ -81,7 +81,7 @@ def check_offered(s: Session, provider_id: str, plans: Sequence[PlanChoice]) -> 
 def check_skus_in_tenant(s: Session, ctx: context.CustomerContext, plan_ids: Sequence[str]) -> None:
     """409 sku_not_in_tenant naming each SKU of the plans the tenant has no subscription for (counts read
     live when the stored ones lack one), rather than failing every user later for want of seats."""
-    parts = _plan_skus(s, plan_ids)
+    parts = _plan_skus(s, plan_ids, orderable=ctx.provider_kind == "direct")
     wanted = [p for plan in plan_ids for p in parts.get(plan, [])]
     if free.missing_skus(_tenant_skus(s, ctx.customer_id), wanted):
         refresh_skus(s, ctx.service_provider_id, ctx.customer_id, ctx.require_connected())
@@ -93,11 +93,15 @@ def check_skus_in_tenant(s: Session, ctx: context.CustomerContext, plan_ids: Seq
                             skus=missing, user_plan_ids=plans)
 
 
-def _plan_skus(s: Session, plan_ids: Sequence[str]) -> dict[str, list[str]]:
+def _plan_skus(s: Session, plan_ids: Sequence[str], *, orderable: bool = False) -> dict[str, list[str]]:
+    """The plans' SKUs the tenant must have; with `orderable` (a direct reseller) not those whose licence
+    names an offer: buy_seats orders them."""
     found: dict[str, list[str]] = {}
-    for plan, part in s.execute(select(UserPlanLicence.user_plan_id, UserPlanLicence.sku_part_number)
-                                .where(UserPlanLicence.user_plan_id.in_(list(plan_ids)))):
-        found.setdefault(plan, []).append(part)
+    for plan, part, offer in s.execute(
+            select(UserPlanLicence.user_plan_id, UserPlanLicence.sku_part_number, UserPlanLicence.offer_id)
+            .where(UserPlanLicence.user_plan_id.in_(list(plan_ids)))):
+        if not (orderable and offer):
+            found.setdefault(plan, []).append(part)
     return found
 
 

@@ -118,16 +118,17 @@ class Caller:
     def call(self, service: ApiName, *, credential: PartnerCredential, token_tenant: str, limit_key: str,
              method: str, url: str, params: Mapping[str, Any] | None = None, json: Any = None,
              headers: Mapping[str, str] | None = None, idempotent: bool | None = None,
-             write: bool | None = None) -> httpx.Response:
+             write: bool | None = None, request_id: str | None = None) -> httpx.Response:
         """Send one operation, retrying Throttled/Transient while the waits are short; 2xx or typed error.
 
         Every attempt carries the same request id. `idempotent` (default: by HTTP method) says whether a
         request that may already have reached Microsoft can be sent again; `write` (default: anything
-        but GET/HEAD) takes one of the tenant's fewer write slots.
+        but GET/HEAD) takes one of the tenant's fewer write slots. `request_id` fixes the id for an
+        operation that outlives this call (a purchase re-sent by a later task keeps its MS-RequestId).
         """
         op = _Operation(self.apis[service], credential, token_tenant, limit_key, method.upper(), url, params,
                         json, dict(headers or {}), write if write is not None else method.upper() not in
-                        _READ_METHODS, str(uuid.uuid4()), self._clock() + self._budget)
+                        _READ_METHODS, request_id or str(uuid.uuid4()), self._clock() + self._budget)
         safe = idempotent if idempotent is not None else op.method in _IDEMPOTENT_METHODS
         while True:
             try:

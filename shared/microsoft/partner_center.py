@@ -96,8 +96,33 @@ class PartnerCenterClient:
     def subscribed_skus(self, customer_tenant_id: str) -> list[dict[str, Any]]:
         return self._items(f"/customers/{quote(customer_tenant_id, safe='')}/subscribedskus")
 
+    def list_subscriptions(self, customer_tenant_id: str) -> list[dict[str, Any]]:
+        return self.subscriptions(customer_tenant_id)
+
     def subscriptions(self, customer_tenant_id: str) -> list[dict[str, Any]]:
         return self._items(f"/customers/{quote(customer_tenant_id, safe='')}/subscriptions")
+
+    def update_subscription_quantity(self, customer_tenant_id: str, subscription: dict[str, Any], quantity: int,
+                                     request_id: str) -> dict[str, Any]:
+        """Set a subscription's quantity (a purchase when it grows). `request_id` is the purchase's MS-RequestId:
+        Partner Center applies one id once, so re-sending after an ambiguous failure cannot buy twice."""
+        body = {**subscription, "quantity": quantity}
+        sub_id = quote(str(subscription["id"]), safe="")
+        path = f"/customers/{quote(customer_tenant_id, safe='')}/subscriptions/{sub_id}"
+        return dict(self._call("PATCH", path, json=body, idempotent=True, request_id=request_id).json())
+
+    def create_cart(self, customer_tenant_id: str, catalog_item_id: str, quantity: int,
+                    request_id: str) -> dict[str, Any]:
+        """A cart with one line item (monthly billing, one-month term)."""
+        body = {"lineItems": [{"id": 0, "catalogItemId": catalog_item_id, "quantity": quantity,
+                               "billingCycle": "monthly", "termDuration": "P1M"}]}
+        return dict(self._call("POST", f"/customers/{quote(customer_tenant_id, safe='')}/carts", json=body,
+                               idempotent=True, request_id=request_id).json())
+
+    def checkout_cart(self, customer_tenant_id: str, cart_id: str, request_id: str) -> dict[str, Any]:
+        """Check a cart out: the order (with its subscriptions) is in the answer's `orders`."""
+        path = f"/customers/{quote(customer_tenant_id, safe='')}/carts/{quote(cart_id, safe='')}/checkout"
+        return dict(self._call("POST", path, json={}, idempotent=True, request_id=request_id).json())
 
     def grant_application_consent(self, customer_tenant_id: str, application_id: str,
                                   grants: Sequence[tuple[str, str]]) -> bool:

@@ -11,6 +11,7 @@ from shared.settings import Settings
 
 USER_PROVISIONED, REQUEST_FAILED = "user.provisioned", "request.failed"
 REQUEST_PROVISIONED, REQUEST_BLOCKED = "request.provisioned", "request.blocked"
+SEATS_PURCHASED = "seats.purchased"
 _FIELDS = ("request_id", "kind", "customer_id", "user_id", "step", "error_code", "error_message", "finished_at")
 # What a person does about a blocked request (the reasons shared.pipeline steps block with).
 _UNBLOCK = {
@@ -20,6 +21,9 @@ _UNBLOCK = {
                     "(POST /v1/requests/{request_id}/retry).",
     "no_free_licences": "Buy seats for the customer (or free some), then retry the request "
                         "(POST /v1/requests/{request_id}/retry).",
+    "purchase_limit": "Enable or raise the customer's purchase policy "
+                      "(PUT /v1/customers/{customer_id}/purchase-policy): the request then resumes by itself; "
+                      "a daily cap also resumes it the next day.",
 }
 
 
@@ -64,6 +68,13 @@ def _content(topic: str, payload: dict[str, Any], password: str | None) -> tuple
             lines += ["Its password was not changed: the user signs in with the password it already has.", ""]
         lines.append(f"Request: {payload.get('request_id')}")
         return f"User provisioned: {upn}", "\n".join(lines) + "\n"
+    if topic == SEATS_PURCHASED:
+        sku, units = payload.get("sku_part_number"), payload.get("units")
+        lines = [f"{units} {sku} seat(s) were bought for customer {payload.get('customer_id')}: the subscription went "
+                 f"from {payload.get('from_quantity')} to {payload.get('to_quantity')}.", "",
+                 "Seats are never reduced automatically (new-commerce cancellation windows).", "",
+                 f"Purchase: {payload.get('purchase_id')}"]
+        return f"Seats bought: {units} {sku}", "\n".join(lines) + "\n"
     kind, request_id = payload.get("kind") or "request", payload.get("request_id")
     details = [f"{name}: {payload[name]}" for name in _FIELDS if payload.get(name) is not None]
     if topic == REQUEST_FAILED:

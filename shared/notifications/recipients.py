@@ -28,7 +28,8 @@ from shared.errors import InvalidInput
 from shared.reading import reading
 
 PROVISIONED, FAILED, BLOCKED = "provisioned", "failed", "blocked"
-EVENTS = (PROVISIONED, FAILED, BLOCKED)
+PURCHASED = "purchased"  # seats bought for a direct reseller's customer (shared.purchases)
+EVENTS = (PROVISIONED, FAILED, BLOCKED, PURCHASED)
 Source = Literal["customer", "service_provider", "none"]
 
 

@@ -10,7 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from shared.db.models import ProvisioningRequest, RequestStep
+from shared.db.models import ProvisioningRequest, Purchase, RequestStep
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
 from shared.observability import counters
@@ -71,6 +71,14 @@ class ProvisionerCollector(Collector):
                     steps.add_metric([name], float(avg))
             yield steps
             yield count
+
+            bought = CounterMetricFamily("provisioner_seats_bought", "Seat units Partner Center confirmed buying",
+                                         labels=["sku"])
+            for sku, units in s.execute(select(Purchase.sku_part_number, func.sum(Purchase.units))
+                                        .where(Purchase.state.in_(("confirmed", "visible")))
+                                        .group_by(Purchase.sku_part_number)):
+                bought.add_metric([sku], float(units or 0))
+            yield bought
 
     def _from_redis(self) -> Iterator[Metric]:
         yield from throttling_metrics()

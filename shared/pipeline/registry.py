@@ -18,6 +18,7 @@ def table() -> dict[str, StepFunction]:
     from shared.notifications import steps as notifications
     from shared.plans import steps as plans
     from shared.providers import steps as providers
+    from shared.purchases import buying
     from shared.tenants import steps as tenants
     from shared.users import steps as users
 
@@ -41,6 +42,7 @@ def table() -> dict[str, StepFunction]:
         "apply_aliases": mailboxes.apply_aliases,
         "sync": tenants.sync_tenant,
         "notify": notifications.notify,
+        "buy_seats": buying.buy_seats,
     }
 
 

@@ -30,6 +30,7 @@ from shared.reading import reading
 class LicenceInput:
     sku_part_number: str
     disabled_service_plans: list[str] = field(default_factory=list)
+    offer_id: str | None = None  # the catalog item a direct reseller orders for a tenant without the SKU
 
 
 def create_customer_plan(uow: UnitOfWork, who: Principal, *, name: str, description: str | None,
@@ -56,7 +57,7 @@ def create_user_plan(uow: UnitOfWork, who: Principal, *, name: str, description:
         _unique_name(uow.session, UserPlan, name)
         row = UserPlan(name=name, description=description, licences=[
             UserPlanLicence(position=i, sku_part_number=lic.sku_part_number,
-                            disabled_service_plans=list(lic.disabled_service_plans))
+                            disabled_service_plans=list(lic.disabled_service_plans), offer_id=lic.offer_id)
             for i, lic in enumerate(licences)])
         uow.session.add(row)
         uow.session.flush()

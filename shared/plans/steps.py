@@ -7,6 +7,7 @@ from shared.db.models import Agreement, PlanEnablement, TenantSku, UserPlanLicen
 from shared.pipeline.context import StepContext
 from shared.pipeline.outcomes import Done, StepBlocked, StepFailed
 from shared.plans.skus import store_skus
+from shared.purchases import buying
 from shared.seats.free import missing_skus
 from shared.tenants import access
 
@@ -23,8 +24,10 @@ def _require_skus(ctx: StepContext, plan_ids: list[str]) -> None:
     ctx.session.flush()
     have = ctx.session.scalars(select(TenantSku.sku_part_number).where(
         TenantSku.customer_id == ctx.request.customer_id, (TenantSku.total > 0) | (TenantSku.consumed > 0)))
-    wanted = ctx.session.scalars(select(UserPlanLicence.sku_part_number).where(
-        UserPlanLicence.user_plan_id.in_(plan_ids)))
+    licences = select(UserPlanLicence.sku_part_number).where(UserPlanLicence.user_plan_id.in_(plan_ids))
+    if buying.provider_kind(ctx) == buying.DIRECT:  # a SKU with an offer is ordered when a user needs it
+        licences = licences.where(UserPlanLicence.offer_id.is_(None))
+    wanted = ctx.session.scalars(licences)
     missing = missing_skus(have, wanted)
     if missing:
         raise StepFailed("sku_not_in_tenant", f"the customer's tenant has no subscription for {', '.join(missing)}")

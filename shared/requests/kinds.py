@@ -17,7 +17,8 @@ STEPS: dict[str, tuple[str, ...]] = {
     CUSTOMER_MICROSOFT_ONLINE: ("check_mca", "read_licences", "enable_plans", "notify"),
     CUSTOMER_ONBOARD: ("connect_tenant", "check_gdap", "check_mca", "read_licences", "enable_plans", "notify"),
     CUSTOMER_SYNC: ("sync", "notify"),
-    USER_PROVISION: ("reserve_seat", "ensure_user", "assign_licences", "wait_mailbox", "apply_aliases", "notify"),
+    USER_PROVISION: ("reserve_seat", "buy_seats", "ensure_user", "assign_licences", "wait_mailbox", "apply_aliases",
+                     "notify"),
     USER_DEPROVISION: ("remove_licences", "disable_or_delete", "release_seat", "notify"),
 }
 

@@ -28,6 +28,12 @@ class SkuSeats:
     def free(self) -> int:
         return free_seats(self.total, self.consumed, self.reserved)
 
+    @property
+    def unused(self) -> int:
+        """Seats paid for and assigned to nobody (held ones included): bought seats are never reduced
+        automatically, so a reseller sees here what it could cancel itself."""
+        return max(0, self.total - self.consumed)
+
 
 def held_counts(session: Session, customer_id: str) -> dict[str, int]:
     """Seats held per SKU: the triggers on seat_reservations keep these sums (migration 0003)."""

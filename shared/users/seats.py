@@ -12,8 +12,10 @@ from shared.pipeline.context import StepContext
 from shared.pipeline.outcomes import Done, StepFailed
 from shared.plans import limits
 from shared.plans.skus import store_skus
+from shared.purchases import buying
 from shared.seats import ledger
 from shared.tenants import access
+from shared.users import checks
 from shared.users.subject import plan_of, service_of, user_of
 
 
@@ -55,6 +57,11 @@ def reserve_seat(ctx: StepContext) -> Done:
     _check_hard_limit(ctx, enablement, user)
     wanted = [lic.sku_part_number for lic in plan.licences]
     have = set(ctx.session.scalars(_held_stmt(), {"req": ctx.request.id}))
+    direct = buying.provider_kind(ctx) == buying.DIRECT
+    if direct:
+        # A direct reseller buys what is missing (buy_seats counts the holds): a seat the user already
+        # has must not be held again, or it would be bought twice.
+        have |= checks.skus_held_by(ctx.session, user.id, user.licences or [])
     missing = [sku for sku in wanted if sku not in have]
     if not missing:
         return Done(note="seats held since the request was accepted")
@@ -72,9 +79,10 @@ def reserve_seat(ctx: StepContext) -> Done:
         ctx.session.flush()
         locked = ledger.lock_skus(ctx.session, user.customer_id, missing)
     free = {s.sku_part_number: s.free for s in ledger.seats(ctx.session, user.customer_id)}
+    orderable = {lic.sku_part_number for lic in plan.licences if lic.offer_id} if direct else set()
     for sku in missing:
-        if sku not in locked:
+        if sku not in locked and sku not in orderable:  # buy_seats orders an orderable one
             raise StepFailed("sku_not_in_tenant", f"the tenant has no {sku} subscription")
-        if free.get(sku, 0) < 0:  # this request's own hold is counted
+        if free.get(sku, 0) < 0 and not direct:  # this request's own hold is counted
             raise StepFailed("no_free_licences", f"no free {sku} seat in the tenant")
     return Done(note=f"held {len(missing)} seat(s)")

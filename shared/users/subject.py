@@ -60,6 +60,7 @@ def _service_stmt() -> Executable:
 class PlanLicence:
     sku_part_number: str
     disabled_service_plans: list[str]
+    offer_id: str | None = None  # the catalog item a direct reseller orders when the tenant lacks the SKU
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +84,16 @@ def plan_by_id(ctx: StepContext, plan_id: str | None) -> Plan:
     rows = ctx.session.connection().execute(_plan_stmt(), {"plan": plan_id}).all() if plan_id else []
     if not rows:
         raise StepFailed("plan_missing", "the request names no existing user plan")
-    plan = ctx.memo[key] = Plan(rows[0][0], rows[0][1], [PlanLicence(sku, list(disabled or []))
-                                                         for _, _, sku, disabled in rows if sku is not None])
+    plan = ctx.memo[key] = Plan(rows[0][0], rows[0][1], [PlanLicence(sku, list(disabled or []), offer)
+                                                         for _, _, sku, disabled, offer in rows if sku is not None])
     return plan
 
 
 @cache
 def _plan_stmt() -> Executable:
     plans, licences = cast(Table, UserPlan.__table__).c, cast(Table, UserPlanLicence.__table__).c
-    return (select(plans.id, plans.name, licences.sku_part_number, licences.disabled_service_plans)
+    return (select(plans.id, plans.name, licences.sku_part_number, licences.disabled_service_plans,
+                   licences.offer_id)
             .select_from(cast(Table, UserPlan.__table__).outerjoin(
                 cast(Table, UserPlanLicence.__table__), licences.user_plan_id == plans.id))
             .where(plans.id == bindparam("plan")).order_by(licences.position))

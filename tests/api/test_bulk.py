@@ -30,7 +30,7 @@ def test_bulk_accepts_every_user_with_a_request_and_password(op: Api, make_world
     assert {p.id for p in published} == {q["id"] for q in body["requests"]}
     ids = [i["user"]["id"] for i in body["items"]]
     assert _count(SeatReservation, SeatReservation.user_id.in_(ids), SeatReservation.state == "held") == 20
-    assert _count(RequestStep, RequestStep.request_id.in_([q["id"] for q in body["requests"]])) == 20 * 6
+    assert _count(RequestStep, RequestStep.request_id.in_([q["id"] for q in body["requests"]])) == 20 * 7
     with UnitOfWork() as uow:
         svc = uow.session.scalar(select(UserService).where(UserService.user_id == ids[0]))
         assert svc is not None and decrypt(svc.temp_password_enc or b"") == body["items"][0]["temporary_password"]

@@ -75,6 +75,7 @@ def test_licences_read_live_and_count_reservations(op: Api, emulator: Any) -> No
                   json={"user_plan_id": live.world.user_plan_id}).status_code == 202
     [sku] = op.get(f"/v1/customers/{c}/licences").json()["items"]
     assert sku["reserved"] == 1 and sku["free"] == 4
+    assert sku["unused"] == 5  # paid for and assigned to nobody: a held seat is still unused
 
 
 def test_first_provisioning_reads_skus_live_when_none_are_known(op: Api, emulator: Any) -> None:

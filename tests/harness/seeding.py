@@ -26,7 +26,8 @@ SKU_PLANS = {"O365_BUSINESS_ESSENTIALS": ("EXCHANGE_S_STANDARD",), "FLOW_FREE": 
 QUIET_FAULTS: dict[str, Any] = {
     "latency_ms": {"mean": 0, "jitter": 0}, "error_rate": 0.0, "graph_rate_per_tenant": None,
     "exchange_rate_per_tenant": None, "partner_center_rate": None, "replication_lag_s": 0.0,
-    "mailbox_delay_s": {"first": 0, "next": 0}, "token_fail_rate": 0.0}
+    "mailbox_delay_s": {"first": 0, "next": 0}, "token_fail_rate": 0.0, "purchase_delay_s": 0.0,
+    "lost_answer_rate": 0.0}
 
 
 def quiet_emulator(emulator: RunningEmulator, **faults: Any) -> None:
@@ -69,7 +70,7 @@ class Seeder:
     # -- the world -----------------------------------------------------------------------------------------------
     def tenant(self, *, units: int = 50, skus: Sequence[str] = (MAILBOX_SKU,), unverified: Sequence[str] = (),
                users: Sequence[dict[str, Any]] = (), mca_signed: bool = True, gdap: str = "active",
-               connected: bool = True, hard_limit: int | None = None) -> Tenant:
+               connected: bool = True, hard_limit: int | None = None, provider_kind: str = "indirect") -> Tenant:
         """A tenant with `units` seats of each SKU; its customer connected and one user plan of all of them."""
         tag = uuid.uuid4().hex[:8]
         domain, initial = f"t{tag}.example", f"t{tag}.onmicrosoft.com"
@@ -85,6 +86,7 @@ class Seeder:
             b = Builder(s)
             provider = b.provider(pc_tenant_id=self.partner_tenant, client_id=self.client_id,
                                   client_secret=PARTNER_SECRET)
+            provider.kind = provider_kind
             plan = b.user_plan([Licence(sku) for sku in skus], provider)
             local_skus = [Sku(sku, sku_id=rows[sku]["sku_id"], total=units, consumed=rows[sku].get("consumed", 0),
                               plans=SKU_PLANS.get(sku, ("EXCHANGE_S_STANDARD",))) for sku in skus]

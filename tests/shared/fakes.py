@@ -12,10 +12,12 @@ from emulator.users import DEFAULT_PROPERTIES
 from shared.microsoft.credentials import PartnerCredential
 from shared.microsoft.errors import (
     Conflict,
+    Forbidden,
     InvalidUsageLocation,
     MailboxNotReady,
     NoFreeLicences,
     NotFound,
+    Transient,
     UnverifiedDomain,
 )
 
@@ -33,9 +35,11 @@ class FakeSku:
     plans: Sequence[tuple[str, str]] = (EXCHANGE_STANDARD, TEAMS)
     sku_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     consumed: int = 0
+    subscription_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def graph(self) -> dict[str, Any]:
         return {"skuId": self.sku_id, "skuPartNumber": self.part, "consumedUnits": self.consumed,
+                "subscriptionIds": [self.subscription_id],
                 "prepaidUnits": {"enabled": self.units, "suspended": 0, "warning": 0},
                 "servicePlans": [{"servicePlanId": i, "servicePlanName": n} for i, n in self.plans]}
 
@@ -70,6 +74,9 @@ class FakeMicrosoft:
         self.created: list[str] = []
         self.assigned: list[tuple[str, str]] = []
         self.connection_ok = True
+        # Partner Center purchases: (subscription id, quantity, MS-RequestId) applied; answers to lose.
+        self.purchases: list[tuple[str, int, str]] = []
+        self.lose_answers = 0
         self.created_bodies: list[dict[str, Any]] = []  # Partner Center Create customer bodies
         self.new_tenant_password = "Nt1!" + uuid.uuid4().hex
 
@@ -139,6 +146,28 @@ class FakePartnerCenter:
 
     def subscribed_skus(self, customer_tenant_id: str) -> list[dict[str, Any]]:
         return [s.graph() for s in self.ms.tenants[customer_tenant_id].skus.values()]
+
+    def list_subscriptions(self, customer_tenant_id: str) -> list[dict[str, Any]]:
+        self.ms.hit("list_subscriptions")
+        return [{"id": s.subscription_id, "offerId": s.part, "quantity": s.units, "status": "active"}
+                for s in self.ms.tenants[customer_tenant_id].skus.values()]
+
+    def update_subscription_quantity(self, customer_tenant_id: str, subscription: dict[str, Any], quantity: int,
+                                     request_id: str) -> dict[str, Any]:
+        """Partner Center's idempotency: a request id already applied changes nothing again. `lose_answers`:
+        the change is applied, the caller gets an ambiguous failure."""
+        self.ms.hit("update_subscription_quantity")
+        tenant = self.ms.tenants[customer_tenant_id]
+        if not tenant.mca:
+            raise Forbidden("Partner Center 403: the customer has not accepted the MCA", status=403)
+        sku = next(s for s in tenant.skus.values() if s.subscription_id == subscription["id"])
+        if not any(rid == request_id for _, _, rid in self.ms.purchases):
+            self.ms.purchases.append((sku.subscription_id, quantity, request_id))
+            sku.units = quantity
+        if self.ms.lose_answers:
+            self.ms.lose_answers -= 1
+            raise Transient("Partner Center PATCH unreachable (ReadTimeout)", request_id=request_id, ambiguous=True)
+        return {"id": sku.subscription_id, "quantity": sku.units}
 
     def grant_application_consent(self, customer_tenant_id: str, application_id: str,
                                   grants: Sequence[tuple[str, str]]) -> bool:

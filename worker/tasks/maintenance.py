@@ -7,6 +7,7 @@ from shared.db.uow import UnitOfWork
 from shared.microsoft.factory import get_microsoft
 from shared.pipeline import cleanup as cleanup_rules
 from shared.pipeline.reconcile import reconcile as reconcile_requests
+from shared.purchases.resume import resume_limits
 from shared.requests.dispatch import publish_after_commit
 from shared.settings import get_settings
 from shared.tenants.resume import resume_blocked_access
@@ -29,6 +30,11 @@ def resume_signed_agreements() -> None:
 @provisioner_task(soft_time_limit=50.0, time_limit=60.0)
 def resume_access() -> None:
     resume_blocked_access(get_microsoft(), settings=get_settings(), now=utcnow())
+
+
+@provisioner_task(soft_time_limit=50.0, time_limit=60.0)
+def resume_purchase_limits() -> None:
+    resume_limits()  # publishes what it resumed after its commit
 
 
 @provisioner_task(soft_time_limit=270.0, time_limit=300.0)

@@ -13,6 +13,7 @@ from shared.db.models.notifications import NotificationRecipients
 from shared.db.models.outbox import OutboxMessage
 from shared.db.models.plans import CustomerPlan, UserPlan, UserPlanLicence
 from shared.db.models.providers import ProviderCustomerPlan, ProviderService, ProviderUserPlan, ServiceProvider
+from shared.db.models.purchases import Purchase, PurchasePolicy
 from shared.db.models.requests import ProvisioningRequest, RequestStep
 from shared.db.models.secrets import RequestSecret
 from shared.db.models.sync import SyncPolicy, SyncRun
@@ -21,7 +22,9 @@ from shared.db.models.users import SeatHold, SeatReservation, User, UserService
 __all__ = [
     "Agreement", "ApiKey", "AuditEvent", "Base", "Customer", "CustomerPlan", "CustomerService",
     "IdempotentAnswer", "NotificationRecipients", "OutboxMessage", "PlanEnablement", "ProviderCustomerPlan",
-    "ProviderService", "ProviderUserPlan", "ProvisioningRequest", "RequestSecret", "RequestStep", "SeatHold",
+    "ProviderService", "ProviderUserPlan", "ProvisioningRequest",
+    "Purchase", "PurchasePolicy",
+    "RequestSecret", "RequestStep", "SeatHold",
     "SeatReservation", "ServiceProvider", "SyncPolicy", "SyncRun", "TenantConnection", "TenantSku", "User",
     "UserPlan", "UserPlanLicence", "UserService",
 ]

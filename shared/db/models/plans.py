@@ -33,4 +33,6 @@ class UserPlanLicence(IdMixin, Base):
     position: Mapped[int] = mapped_column(default=0)
     sku_part_number: Mapped[str] = mapped_column(String(120))
     disabled_service_plans: Mapped[list[str]] = mapped_column(Json, default=list)
+    # The Partner Center catalog item that sells this SKU: lets a direct reseller order it for a tenant without it.
+    offer_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     user_plan: Mapped[UserPlan] = relationship(back_populates="licences")

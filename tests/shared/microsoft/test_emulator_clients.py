@@ -139,3 +139,30 @@ def _new_user(upn: str) -> dict[str, object]:
     nickname = upn.split("@")[0]
     return {"accountEnabled": True, "displayName": nickname, "mailNickname": nickname, "userPrincipalName": upn,
             "passwordProfile": {"password": PASSWORD, "forceChangePasswordNextSignIn": True}}
+
+
+def test_partner_center_purchase_keeps_its_request_id_across_retries(ms: MicrosoftClients, world: Seeded,
+                                                                      emulator: testing.RunningEmulator) -> None:
+    pc = ms.partner_center(world.credential)
+    contact = {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@contoso.com", "phoneNumber": "123"}
+    pc.record_agreement(world.tenant_id, contact)
+    sub = pc.list_subscriptions(world.tenant_id)[0]
+    # Half the answers are lost; every retry carries the same MS-RequestId, so there is one purchase.
+    emulator.set_faults(lost_answer_rate=0.5)
+    for _ in range(20):
+        try:
+            pc.update_subscription_quantity(world.tenant_id, sub, 5, request_id="purchase-1")
+            break
+        except e.Transient:
+            continue
+    emulator.set_faults(lost_answer_rate=0)
+    assert pc.update_subscription_quantity(world.tenant_id, sub, 5, request_id="purchase-1")["quantity"] == 5
+    assert pc.list_subscriptions(world.tenant_id)[0]["quantity"] == 5
+    assert emulator.stats()["purchases"] == 1
+    with pytest.raises(e.Forbidden):
+        other = world.tenant_id
+        emulator.add_tenant(company_name="NoMca", initial_domain="nomca.onmicrosoft.com",
+                            skus=[{"sku_part_number": BASIC, "units": 1}], consented_apps=[world.credential.client_id])
+        customer = pc.search_customers("Domain", "nomca")[0]["id"]
+        assert customer != other
+        pc.update_subscription_quantity(customer, pc.list_subscriptions(customer)[0], 2, request_id="purchase-2")

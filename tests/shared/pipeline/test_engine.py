@@ -85,6 +85,7 @@ def test_a_second_delivery_of_a_done_step_stops_without_acting(world, engine, db
     user = world.user("bob@contoso.com")
     req = world.b.provision(user, world.plan)
     assert engine.run(req.id, "reserve_seat", 1).action == "continue"
+    assert engine.run(req.id, "buy_seats", 1).action == "continue"
     assert engine.run(req.id, "ensure_user", 1).action == "continue"
     calls = sum(world.ms.calls.values())
     verdict = engine.run(req.id, "ensure_user", 1)  # redelivered message
@@ -108,6 +109,7 @@ def test_throttling_waits_as_long_as_microsoft_says_without_spending_the_retry_b
     user = world.user("eve@contoso.com")
     req = world.b.provision(user, world.plan)
     engine.run(req.id, "reserve_seat")
+    engine.run(req.id, "buy_seats")
     world.ms.fail["find_user_by_upn"] = [Throttled("Graph 429", retry_after=7)] * (settings.max_step_retries + 3)
     verdict = engine.run(req.id, "ensure_user")
     assert verdict.action == "retry" and 7 <= verdict.countdown <= 8
@@ -127,6 +129,7 @@ def test_throttling_waits_as_long_as_microsoft_says_without_spending_the_retry_b
 def test_transient_errors_spend_the_retry_budget_then_fail(world, engine, db, settings):
     req = world.b.provision(world.user("flo@contoso.com"), world.plan)
     engine.run(req.id, "reserve_seat")
+    engine.run(req.id, "buy_seats")
     world.ms.fail["find_user_by_upn"] = [Transient("Graph 503", status=503)] * (settings.max_step_retries + 1)
     for i in range(1, settings.max_step_retries + 1):  # each run after the last one's backoff
         assert later(engine, (settings.max_countdown_s + 1) * i).run(req.id, "ensure_user").action == "retry"
@@ -140,6 +143,7 @@ def test_a_retry_after_beyond_a_safe_countdown_becomes_a_durable_timer(world, en
     user = world.user("fay@contoso.com")
     req = world.b.provision(user, world.plan)
     engine.run(req.id, "reserve_seat")
+    engine.run(req.id, "buy_seats")
     world.ms.fail["find_user_by_upn"] = [Throttled("Graph 429", retry_after=settings.max_countdown_s * 3)]
     assert engine.run(req.id, "ensure_user").action == "halt"
     row = reload(db, req)
@@ -155,6 +159,7 @@ def test_a_delivery_that_died_mid_step_is_run_again_once_its_lease_ends(world, e
                                                                         monkeypatch):
     req = world.b.provision(world.user("crash@contoso.com"), world.plan)
     engine.run(req.id, "reserve_seat")
+    engine.run(req.id, "buy_seats")
 
     def killed(ctx):
         raise _Killed
@@ -177,6 +182,7 @@ def test_an_unexpected_exception_fails_the_request_without_its_text(world, engin
     user = world.user("gus@contoso.com")
     req = world.b.provision(user, world.plan)
     engine.run(req.id, "reserve_seat")
+    engine.run(req.id, "buy_seats")
     world.ms.fail["find_user_by_upn"] = [RuntimeError("password=Secret123!")]
     assert engine.run(req.id, "ensure_user").action == "halt"
     row = reload(db, req)

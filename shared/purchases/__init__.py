@@ -1,0 +1,1 @@
+"""Seats bought through Partner Center for direct resellers: policy, ledger, the buy_seats step."""
