@@ -11,8 +11,11 @@ from api.schemas.common import Input
 
 class PolicyUpdate(Input):
     enabled: bool = Field(description="Whether the engine may buy missing seats for the customer")
-    max_units_per_day: int | None = Field(ge=1, le=100_000, description="Units a day, every SKU together; null: no cap")
-    max_units_per_order: int | None = Field(ge=1, le=100_000, description="Units in one purchase; null: no cap")
+    # Left out: no cap (null), as the guide's "restrict" is optional.
+    max_units_per_day: int | None = Field(default=None, ge=1, le=100_000,
+                                          description="Units a day, every SKU together; null: no cap")
+    max_units_per_order: int | None = Field(default=None, ge=1, le=100_000,
+                                            description="Units in one purchase; null: no cap")
 
 
 class PolicyPublic(BaseModel):
