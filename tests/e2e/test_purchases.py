@@ -4,12 +4,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from emulator import catalog
 from shared.agreements import mca
 from shared.agreements.resume import resume_signed
+from shared.auth.keys import create_key
 from shared.db.models import Customer, PlanEnablement, Purchase, UserPlan
 from shared.db.types import utcnow
 from shared.purchases import ledger, policy
@@ -99,6 +101,41 @@ def test_policy_off_blocks_then_turning_it_on_resumes(seeder, emulator, stack):
         s.commit()
     _run(seeder, stack, resumed, {kinds.SUCCEEDED: 2})
     assert _quantity(emulator, tenant) == 2
+
+
+def test_through_the_api_a_policy_put_resumes_and_the_purchase_is_listed(seeder, emulator, stack):
+    """The reseller's own calls, over HTTP to `provisioner api`, against the emulator: blocked with the policy
+    off, a customer key may not turn it on, the reseller's PUT resumes, the ledger and licences show it."""
+    tenant = _direct(seeder, units=1, enabled=False)
+    with seeder.session() as s:
+        reseller = create_key(s, "service-provider", tenant.provider_id, name="purchases-e2e")
+        customer = create_key(s, "customer", tenant.customer_id, name="purchases-e2e")
+        s.commit()
+    refs = seeder.users(tenant, ["gus", "hal"])
+    publish(refs)
+    states = seeder.wait([r.id for r in refs], timeout=TIMEOUT)
+    assert states == {kinds.BLOCKED: 2}, (states, stack.logs()[-6000:])
+    assert _blocked_on(seeder, refs) == {"purchase_limit"}
+    port = stack.api()
+    c = f"/v1/customers/{tenant.customer_id}"
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as api:
+        as_reseller = {"Authorization": f"Bearer {reseller}"}
+        assert api.get(f"{c}/purchases", headers=as_reseller).json() == {"items": []}
+        assert api.get(f"{c}/purchase-policy", headers=as_reseller).json()["enabled"] is False
+        body = {"enabled": True, "max_units_per_day": 5, "max_units_per_order": 5}
+        refused = api.put(f"{c}/purchase-policy", json=body, headers={"Authorization": f"Bearer {customer}"})
+        assert refused.status_code == 403, refused.text
+        put = api.put(f"{c}/purchase-policy", json=body, headers=as_reseller)
+        assert put.status_code == 200 and put.json()["source"] == "customer", put.text
+        states = seeder.wait([r.id for r in refs], timeout=TIMEOUT)
+        assert states == {kinds.SUCCEEDED: 2}, (states, stack.logs()[-6000:])
+        [bought] = api.get(f"{c}/purchases", headers=as_reseller).json()["items"]
+        assert (bought["from_quantity"], bought["to_quantity"]) == (1, 2)
+        assert bought["units"] == 1 and bought["state"] == "visible"
+        assert bought["request_ids"] and set(bought["request_ids"]) <= {r.id for r in refs}
+        [sku] = api.get(f"{c}/licences", headers=as_reseller).json()["items"]
+        assert sku["total"] == 2 and sku["unused"] == sku["total"] - sku["consumed"]
+    assert _quantity(emulator, tenant) == 2 and _bought(emulator, tenant) == 1
 
 
 def test_daily_cap_blocks_the_rest_until_the_cap_is_raised(seeder, emulator, stack):
