@@ -5,6 +5,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import pytest
@@ -79,17 +80,26 @@ def drop_database(name: str) -> None:
     databases.drop_database(PG_ADMIN, name)
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database migrated to head, for the whole test session."""
+@contextmanager
+def migrated_database(prefix: str) -> Iterator[str]:
+    """A fresh PostgreSQL database migrated to head (its URL), dropped after."""
     require_service("PostgreSQL", "127.0.0.1", 5432)
     from shared.db.migrate import upgrade
 
-    name = "test_" + uuid.uuid4().hex[:10]
+    name = prefix + uuid.uuid4().hex[:10]
     url = create_database(name)
-    upgrade(url)
-    yield url
-    drop_database(name)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database migrated to head, for the whole test session."""
+    with migrated_database("test_") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 """Fixtures for the whole-pipeline tests: one emulator, a database of their own, the session's Redis (dbs 9/10)."""
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,7 +8,7 @@ import pytest
 import redis
 
 from emulator.testing import RunningEmulator, running_emulator
-from tests.conftest import create_database, drop_database, require_service
+from tests.conftest import migrated_database
 from tests.harness.processes import Processes
 from tests.harness.redis_server import RedisServer
 from tests.harness.seeding import Seeder, quiet_emulator
@@ -30,14 +29,8 @@ def pipeline_pg_url() -> Iterator[str]:
     """The stacks' own database: their beat re-drives every stale request of its database, and the
     thousands other packages leave queued (they never run a worker, and their partners are not this
     emulator's) must not flood a stack's workers."""
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    from shared.db.migrate import upgrade
-
-    name = "test_pipeline_" + uuid.uuid4().hex[:10]
-    url = create_database(name)
-    upgrade(url)
-    yield url
-    drop_database(name)
+    with migrated_database("test_pipeline_") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
