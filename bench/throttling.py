@@ -26,6 +26,7 @@ Prints the figures, then `RESULT {json}`.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -67,6 +68,7 @@ class Sample:
     graph_rate: float | None
     exchange_rate: float | None
     succeeded: int
+    steps: dict[str, int]
 
 
 def env_for(pg_url: str, broker_url: str, limiter_url: str, emulator: Any) -> dict[str, str]:
@@ -141,11 +143,12 @@ class Sampler:
                         counts[(family, status != "429")] += n
             rates = dict(self.limiter.allowed_rates())
             succeeded = self.world.states(self.ids).get(kinds.SUCCEEDED, 0)
+            steps = self.world.current_steps(self.ids)
             violations = stats["by_tenant"].get(self.tenant_id, {}).get("retry_after_violations", 0)
             self.samples.append(Sample(
                 self.now(), counts[("graph", True)], counts[("graph", False)], counts[("exchange", True)],
                 counts[("exchange", False)], violations, rates.get(f"graph:{self.tenant_id}"),
-                rates.get(f"exchange:{self.tenant_id}"), succeeded))
+                rates.get(f"exchange:{self.tenant_id}"), succeeded, steps))
             self._stop.wait(1.0)
 
     def between(self, start: float, end: float) -> tuple[Sample, Sample]:
@@ -169,6 +172,17 @@ class Sampler:
                 return s.t + WINDOW_S - start
         return None
 
+    def rate_series(self, field: str, start: float, end: float, every: int = 5) -> str:
+        """Calls/s of a cumulative counter (`graph_ok`, `exchange_ok`) over every `every` samples."""
+        rows = [s for s in self.samples if start <= s.t <= end][::every]
+        return "  ".join(f"{b.t - start:.0f}s:{(getattr(b, field) - getattr(a, field)) / max(b.t - a.t, 1e-9):.1f}"
+                         for a, b in itertools.pairwise(rows))
+
+    def step_series(self, start: float, end: float, every: int = 5) -> str:
+        rows = [s for s in self.samples if start <= s.t <= end][::every]
+        return "\n    ".join(f"{s.t - start:.0f}s: " + " ".join(f"{k}={v}" for k, v in sorted(s.steps.items()))
+                              for s in rows)
+
     def series(self, start: float, end: float, every: int = 5) -> str:
         rows = [s for s in self.samples if start <= s.t <= end][::every]
         return "  ".join(f"{s.t - start:.0f}s:{s.graph_rate:.1f}" if s.graph_rate is not None
@@ -185,6 +199,8 @@ def main() -> int:
     parser.add_argument("--phase-s", type=float, default=40.0)
     parser.add_argument("--growth", type=float, default=1.0, help="emulator retry_after_growth")
     parser.add_argument("--timeout", type=float, default=400.0)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the stack other than its default (an experiment, not the figure)")
     add_service_options(parser)
     args = parser.parse_args()
 
@@ -212,7 +228,10 @@ def run(pg_url: str, emulator: Any, svc: Any, args: argparse.Namespace) -> int:
     svc.flush_redis(BROKER_DB, LIMITER_DB)
     limiter_url = svc.redis_url(LIMITER_DB)
     env = env_for(pg_url, svc.redis_url(BROKER_DB), limiter_url, emulator)
-    concurrency = Settings(environment="test").ms_concurrency_per_tenant
+    overrides = dict(item.split("=", 1) for item in args.set)
+    env.update(overrides)
+    default_concurrency = Settings(environment="test").ms_concurrency_per_tenant
+    concurrency = int(overrides.get("MS_CONCURRENCY_PER_TENANT", default_concurrency))
     world = Seeder(pg_url, emulator)
     tenant = world.tenant(units=args.users + args.more + 5)
     emulator.set_faults(latency_ms={"mean": 0, "jitter": 0}, error_rate=0.05, replication_lag_s=2.0,
@@ -237,17 +256,21 @@ def run(pg_url: str, emulator: Any, svc: Any, args: argparse.Namespace) -> int:
             done_at = [s.t for s in sampler.samples if s.succeeded >= 0.9 * args.users]
             t90 = done_at[0] if done_at else end_a
 
-            second = bulk(api, tenant, "b", args.more)
-            sampler.ids = second
-            emulator.set_faults(graph_rate_per_tenant=args.up)
-            t_up = sampler.now()
-            time.sleep(args.phase_s)
-            emulator.set_faults(graph_rate_per_tenant=args.down)
-            t_down = sampler.now()
-            time.sleep(args.phase_s)
-            emulator.set_faults(graph_rate_per_tenant=None)
-            t_free = sampler.now()
-            states_b = world.wait(second, timeout=args.timeout)
+            t_up = t_down = t_free = sampler.now()
+            second: list[str] = []
+            states_b: dict[str, int] = {}
+            if args.more:  # --more 0: phase A alone
+                second = bulk(api, tenant, "b", args.more)
+                sampler.ids = second
+                emulator.set_faults(graph_rate_per_tenant=args.up)
+                t_up = sampler.now()
+                time.sleep(args.phase_s)
+                emulator.set_faults(graph_rate_per_tenant=args.down)
+                t_down = sampler.now()
+                time.sleep(args.phase_s)
+                emulator.set_faults(graph_rate_per_tenant=None)
+                t_free = sampler.now()
+                states_b = world.wait(second, timeout=args.timeout)
             sampler.stop()
     why = failures(world, first + second)
 
@@ -255,7 +278,8 @@ def run(pg_url: str, emulator: Any, svc: Any, args: argparse.Namespace) -> int:
     calls, throttled = mine.get("requests", 0), mine.get("throttled", 0)
     violations = mine.get("retry_after_violations", 0)
     accepted, refused = sampler.graph_rate(10.0, t90)
-    up_s, down_s = sampler.first_window(t_up, args.up), sampler.first_window(t_down, args.down)
+    up_s = sampler.first_window(t_up, args.up) if args.more else None
+    down_s = sampler.first_window(t_down, args.down) if args.more else None
     final = emulator.stats()["by_tenant"].get(tenant.tenant_id, {})
     world.close()
 
@@ -271,6 +295,11 @@ def run(pg_url: str, emulator: Any, svc: Any, args: argparse.Namespace) -> int:
     print(f"  accepted Graph rate   : {accepted:.1f} calls/s from 10 s to {t90:.0f} s (90% done) = "
           f"{accepted / args.limit:.2f} of the allowed rate (target >= 0.8); {refused:.3f} of them refused")
     print(f"  learned Graph rate    : {sampler.series(0, end_a)}")
+    print(f"  accepted Graph calls/s: {sampler.rate_series('graph_ok', 0, end_a)}")
+    print(f"  Exchange calls/s      : {sampler.rate_series('exchange_ok', 0, end_a)}")
+    print(f"  unfinished users by step:\n    {sampler.step_series(0, end_a)}")
+    routes = sorted(((sum(v.values()), route, v) for route, v in stats_a["requests"].items()), reverse=True)
+    print("  calls by route        : " + "; ".join(f"{route} {dict(v)}" for _, route, v in routes[:12]))
     print(f"phase B: limit {args.up:g}/s at {t_up:.0f} s: a 5 s window at >= 0.8 x {args.up:g}/s, <= 10% refused, "
           f"ended {_secs(up_s)} after the change (target <= 30 s)")
     print(f"  learned Graph rate    : {sampler.series(t_up, t_down)}")
@@ -288,7 +317,7 @@ def run(pg_url: str, emulator: Any, svc: Any, args: argparse.Namespace) -> int:
         "accepted_share": round(accepted / args.limit, 3), "up_s": up_s, "down_s": down_s,
         "more_succeeded": states_b.get(kinds.SUCCEEDED, 0),
         "duplicate_creates": final.get("duplicate_create_attempts", 0)}))
-    ok = (states_a.get(kinds.SUCCEEDED) == args.users and states_b.get(kinds.SUCCEEDED) == args.more
+    ok = (states_a.get(kinds.SUCCEEDED) == args.users and states_b.get(kinds.SUCCEEDED, 0) == args.more
           and final.get("duplicate_create_attempts", 0) == 0)
     return 0 if ok else 1
 

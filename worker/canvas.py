@@ -12,6 +12,18 @@ from worker.app import get_app
 from worker.queues import step_task
 
 RUN_SYNC = "worker.tasks.sync.run_sync"
+# A request's later links go first, so started requests finish before new ones begin. Breadth-first (one
+# FIFO queue) moved a bulk of users through each step in a wave: nobody finished until everybody had
+# passed every step, and Graph's and Exchange's budgets were used one after the other instead of side by
+# side (bench/throttling.py: the tenant's Graph rate idled while 200 users queued for Exchange at the end).
+# Celery's Redis transport consumes a queue's priority 0 first and keeps kombu's four levels 0, 3, 6, 9;
+# the SQLAlchemy transport of `provisioner dev` ignores priorities (FIFO, as before).
+LINK_PRIORITIES = (9, 6, 3, 0)
+
+
+def link_priority(steps: Sequence[str], step: str) -> int:
+    """The broker priority of `step`'s link (Redis: lower runs first), by its place among the kind's steps."""
+    return LINK_PRIORITIES[min(steps.index(step), len(LINK_PRIORITIES) - 1)]
 
 
 def time_limits(settings: Settings) -> tuple[float, float]:
@@ -28,7 +40,7 @@ def chain_for(ref: RequestRef, settings: Settings) -> Signature:
     soft, hard = time_limits(settings)
     app = get_app()
     return chain(*(app.signature(step_task(name), args=(ref.id, str(ref.dispatch)), immutable=True,
-                                 soft_time_limit=soft, time_limit=hard)
+                                 soft_time_limit=soft, time_limit=hard, priority=link_priority(steps, name))
                    for name in steps[steps.index(ref.from_step):]))
 
 

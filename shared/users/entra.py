@@ -16,10 +16,9 @@ from shared.security import decrypt
 from shared.tenants import access
 from shared.tenants.domains import is_verified, local_part, refresh_domains
 from shared.users import adoption
+from shared.users.replication import NEW_USER_SETTLE_S, confirming, next_look
 from shared.users.subject import ENTRA_FIELDS, service_of, user_of
 
-# How soon to look again for a user that was created but is not readable yet.
-REPLICATION_RETRY_S = 2.0
 # What the finished request says (its `result`): how the account came to be and its password.
 CREATED, LINKED = "created", "linked"
 PASSWORD_SET, PASSWORD_KEPT = "set", "kept"
@@ -44,8 +43,8 @@ def _linked(ctx: StepContext, graph: Graph, user: User) -> dict[str, Any] | None
     try:
         return graph.get_user(user.entra_id, select=ENTRA_FIELDS)
     except NotFound:
-        if ctx.seconds_since(ctx.context.get("create_sent_at")) < ctx.settings.create_confirm_s:
-            raise RetrySoon(REPLICATION_RETRY_S, "the new user is not readable yet") from None
+        if confirming(ctx):
+            raise RetrySoon(next_look(ctx), "the new user is not readable yet") from None
         user.entra_id = user.entra_upn = user.entra_origin = None  # deleted in Entra since: link or create afresh
         return None
 
@@ -95,8 +94,8 @@ def _create_body(ctx: StepContext, user: User, upn: str) -> dict[str, Any]:
 
 
 def _create(ctx: StepContext, graph: Graph, user: User, upn: str) -> tuple[dict[str, Any], str | None]:
-    if ctx.seconds_since(ctx.context.get("create_sent_at")) < ctx.settings.create_confirm_s:
-        raise RetrySoon(REPLICATION_RETRY_S, "an earlier create may not be readable yet")
+    if confirming(ctx):
+        raise RetrySoon(next_look(ctx), "an earlier create may not be readable yet")
     body = _create_body(ctx, user, upn)
     sent = ctx.now.isoformat()
     # Every attempt stays on record: an account found later is the engine's own only if one made it.
@@ -112,7 +111,7 @@ def _create(ctx: StepContext, graph: Graph, user: User, upn: str) -> tuple[dict[
         ctx.note_error(exc)
         found = graph.find_user_by_upn(upn, select=ENTRA_FIELDS)
         if found is None:
-            raise RetrySoon(REPLICATION_RETRY_S, "the UPN is taken but its user is not readable yet") from None
+            raise RetrySoon(next_look(ctx), "the UPN is taken but its user is not readable yet") from None
         return found, _origin(ctx, user, found, upn)
     ctx.remember(user_created=True)
     # Graph's answer to a create leaves assignedLicenses out, but a user this POST just made holds no
@@ -141,9 +140,11 @@ def ensure_user(ctx: StepContext) -> Done:
     own_verified = _own_domain_verified(ctx, conn, graph, user)
     entra, origin = _resolve(ctx, graph, user, own_verified, _fallback_upn(conn, user))
     how = "linked the existing Entra user"
+    created_here = False  # by this attempt's create, answered: the new user is not readable for a moment
     if entra is None:
         entra, origin = _create(ctx, graph, user, user.upn if own_verified else _fallback_upn(conn, user))
-        how = "created the Entra user" if ctx.context.get("user_created") else how
+        created_here = bool(ctx.context.get("user_created"))
+        how = "created the Entra user" if created_here else how
     if origin == adoption.CREATED and not ctx.context.get("user_created") and \
             adoption.made_by_this_request(ctx, entra):
         ctx.remember(user_created=True)  # found after our own create whose answer was lost
@@ -176,4 +177,5 @@ def ensure_user(ctx: StepContext) -> Done:
                  entra_licences=[str(lic.get("skuId")).lower() for lic in entra.get("assignedLicenses") or []]
                  if "assignedLicenses" in entra else None,
                  result={"user": CREATED if created_now else LINKED, "password": password})
-    return Done(note=f"{how} ({user.entra_upn})")
+    # A licence assigned the moment after a create mostly answers 404 (replication): see NEW_USER_SETTLE_S.
+    return Done(note=f"{how} ({user.entra_upn})", not_before=ctx.after(NEW_USER_SETTLE_S) if created_here else None)

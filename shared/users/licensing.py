@@ -16,7 +16,7 @@ from shared.seats import ledger
 from shared.seats.free import free_in_graph
 from shared.tenants import access
 from shared.users import adoption
-from shared.users.entra import REPLICATION_RETRY_S
+from shared.users.replication import confirming, next_look
 from shared.users.subject import ENTRA_FIELDS, Plan, linked_id, plan_by_id, plan_of, service_of, user_of
 
 
@@ -24,9 +24,8 @@ def _read_user(ctx: StepContext, graph: Graph, entra_id: str) -> dict[str, Any]:
     try:
         return graph.get_user(entra_id, select=ENTRA_FIELDS)
     except NotFound:
-        if ctx.context.get("user_created") and \
-                ctx.seconds_since(ctx.context.get("create_sent_at")) < ctx.settings.create_confirm_s:
-            raise RetrySoon(REPLICATION_RETRY_S, "the new user is not readable yet") from None
+        if ctx.context.get("user_created") and confirming(ctx):
+            raise RetrySoon(next_look(ctx), "the new user is not readable yet") from None
         raise StepFailed("user_not_found", f"Entra user {entra_id} does not exist") from None
 
 
@@ -74,9 +73,8 @@ def _assign(ctx: StepContext, graph: Graph, user: User, add: list[dict[str, Any]
     except NoFreeLicences:
         raise _unlicensed(ctx, user, "no_free_licences", "Microsoft has no free seat for the licence") from None
     except NotFound:
-        if ctx.context.get("user_created") and \
-                ctx.seconds_since(ctx.context.get("create_sent_at")) < ctx.settings.create_confirm_s:
-            raise RetrySoon(REPLICATION_RETRY_S, "the new user is not licensable yet (replication)") from None
+        if ctx.context.get("user_created") and confirming(ctx):
+            raise RetrySoon(next_look(ctx), "the new user is not licensable yet (replication)") from None
         raise
     except InvalidUsageLocation:
         # Linked users may lack a usage location; Graph refuses licences until it is set.

@@ -155,6 +155,18 @@ class Seeder:
         except OperationalError:
             return {"unknown": len(ids)}
 
+    def current_steps(self, ids: Sequence[str]) -> dict[str, int]:
+        """Unfinished requests by the step they are at (a bench's view of where the pipeline waits)."""
+        try:
+            with self.session() as s:
+                rows = s.execute(select(ProvisioningRequest.current_step, func.count())
+                                 .where(ProvisioningRequest.id.in_(ids),
+                                        ProvisioningRequest.state.notin_(kinds.FINAL_STATES))
+                                 .group_by(ProvisioningRequest.current_step)).all()
+                return {str(step): n for step, n in rows}
+        except OperationalError:
+            return {}
+
     def wait(self, ids: Sequence[str], timeout: float, final: Iterable[str] = kinds.FINAL_STATES | {kinds.BLOCKED},
              on_tick: Callable[[dict[str, int]], None] | None = None) -> dict[str, int]:
         """Until every request is in a `final` state (or `timeout`); `on_tick` runs between looks."""

@@ -32,6 +32,18 @@ def test_a_chain_runs_the_remaining_steps_with_ids_only(settings):
     assert all(t.options["soft_time_limit"] == soft < hard for t in tasks)
 
 
+def test_later_links_of_a_chain_carry_a_higher_priority_on_redis(settings):
+    """Redis consumes priority 0 first: a request's later steps must not wait behind new requests."""
+    for kind in kinds.STEPS:
+        steps = kinds.steps_of(kind)
+        priorities = [t.options["priority"] for t in canvas.chain_for(RequestRef("r", kind, steps[0], 1),
+                                                                       settings).tasks]
+        assert priorities == sorted(priorities, reverse=True) and priorities[0] > priorities[-1], kind
+    # A chain re-driven from a later step keeps that step's place, not the first link's.
+    (redriven, *_) = canvas.chain_for(RequestRef("r", kinds.USER_PROVISION, "assign_licences", 2), settings).tasks
+    assert redriven.options["priority"] == 0
+
+
 def test_an_unknown_step_is_refused(settings):
     with pytest.raises(ValueError):
         canvas.chain_for(RequestRef("r3", kinds.USER_PROVISION, "nope", 1), settings)
@@ -89,3 +101,13 @@ def test_many_chains_go_to_the_broker_in_one_batch_each_on_its_first_steps_queue
     assert (probe["task"], probe["argsrepr"]) == (step_task("wait_mailbox"), "('probe', '4')")
     (sync,) = _waiting(broker, "sync")
     assert sync["task"] == step_task("sync")
+
+
+def test_a_started_request_is_consumed_before_new_requests_published_earlier(broker):
+    """On the real broker: 50 new requests wait in the queue; a request at a later step, published after
+    them, is the first message a consumer gets (then the new ones, in their order)."""
+    canvas.publish([RequestRef(f"new{i}", kinds.USER_PROVISION, "reserve_seat", 1) for i in range(50)])
+    canvas.publish([RequestRef("started", kinds.USER_PROVISION, "apply_aliases", 1)])
+    waiting = _waiting(broker, "provisioning")
+    assert [h["argsrepr"] for h in waiting[:2]] == ["('started', '1')", "('new0', '1')"]
+    assert len(waiting) == 51 and waiting[-1]["argsrepr"] == "('new49', '1')"

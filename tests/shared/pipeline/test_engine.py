@@ -15,6 +15,7 @@ from shared.pipeline.outcomes import Done
 from shared.requests import kinds
 from shared.requests.service import resume_blocked
 from shared.seats import ledger
+from tests.shared.steps_support import run_link
 
 PR = ProvisioningRequest
 
@@ -25,7 +26,7 @@ def drive(engine: Engine, req: PR, limit: int = 20) -> list[str]:
     step = req.current_step
     names = kinds.steps_of(req.kind)
     while step and len(seen) < limit:
-        verdict = engine.run(req.id, step)
+        verdict = run_link(engine, req.id, step)
         seen.append(f"{step}:{verdict.action}")
         if verdict.action != "continue":
             break

@@ -10,6 +10,7 @@ from shared.microsoft.errors import Throttled
 from shared.pipeline.outcomes import Done, RetrySoon, StepFailed
 from shared.security import decrypt
 from shared.users.entra import ensure_user
+from shared.users.replication import NEW_USER_SETTLE_S
 
 
 def _run(world, user, now=None):
@@ -23,12 +24,16 @@ def test_an_existing_entra_user_with_the_same_upn_is_linked_not_created(world):
     _req, outcome = _run(world, user)
     assert isinstance(outcome, Done) and "linked" in outcome.note
     assert user.entra_id == existing["id"] and world.ms.created == []
+    assert outcome.not_before is None  # readable already: its licences come at once
 
 
 def test_a_new_user_is_created_with_its_own_upn_when_the_domain_is_verified(world):
     user = world.user("bea@contoso.com", password="Aa1!" + "x" * 16)
     _req, outcome = _run(world, user)
     assert "created" in outcome.note and world.ms.created == ["bea@contoso.com"]
+    # Licensing a user the moment after its create mostly meets a 404 (replication): it waits a moment.
+    assert outcome.not_before is not None
+    assert 0 < (outcome.not_before - utcnow()).total_seconds() <= NEW_USER_SETTLE_S
     created = world.tenant.by_upn("bea@contoso.com")
     assert created["usageLocation"] == "NL"
     assert created["passwordProfile"] == {"password": "Aa1!" + "x" * 16, "forceChangePasswordNextSignIn": True}
@@ -80,6 +85,27 @@ def test_after_a_lost_create_answer_the_user_is_found_before_any_new_create(worl
     later = utcnow() + timedelta(seconds=world.settings.create_confirm_s)
     ensure_user(world.ctx(req, "ensure_user", now=later))  # window over, nobody found: create
     assert world.ms.created == ["fox@contoso.com"]
+
+
+def test_the_looks_for_a_lost_create_grow_apart_and_end_with_the_confirm_window(world):
+    """Every look is a call against the tenant's throttling budget: a create that never happened costs
+    about fifteen reads over the two-minute window, not sixty."""
+    user = world.user("fay@contoso.com")
+    req = world.b.provision(user, world.plan)
+    sent = utcnow()
+    req.context = {"create_sent_at": sent.isoformat()}
+    waited, looks = 0.0, 0
+    while waited < world.settings.create_confirm_s:
+        try:
+            ensure_user(world.ctx(req, "ensure_user", now=sent + timedelta(seconds=waited)))
+        except RetrySoon as wait:
+            assert 2.0 <= wait.delay <= 30.0 and wait.delay >= waited / 4 - 1e-3
+            waited, looks = waited + wait.delay, looks + 1
+            continue
+        break
+    assert 10 <= looks <= 20 and world.ms.calls["create_user"] == 0
+    ensure_user(world.ctx(req, "ensure_user", now=sent + timedelta(seconds=waited)))
+    assert world.ms.created == ["fay@contoso.com"]
 
 
 @pytest.mark.parametrize("status", [429, None])  # Microsoft's 429, or our limiter's refusal before sending
