@@ -40,9 +40,10 @@ STOP_GRACE_S = 30.0
 def create_app() -> FastAPI:
     """The API as this process serves it: requests it accepts are published as Celery chains."""
     from api.app import create_app as create_api
-    from worker.app import install_publisher
+    from worker.app import install_publisher, install_queue_depths
 
     install_publisher()  # api.app's lifespan wraps it in its BackgroundPublisher
+    install_queue_depths()
     return create_api()
 
 

@@ -7,11 +7,13 @@ from typing import Any
 from celery import Celery
 from celery.signals import beat_init, setup_logging, worker_init
 from kombu import Exchange, Queue
+from kombu.exceptions import ChannelError
 
+from shared.observability import queues
 from shared.observability.logging import configure_logging
 from shared.requests import dispatch
 from shared.settings import Settings, get_settings, settings_or_exit
-from worker.queues import DEFAULT_QUEUE, PROVISIONING, QUEUES, ROUTES
+from worker.queues import DEFAULT_QUEUE, PRIORITY_LEVELS, PRIORITY_SEP, PROVISIONING, QUEUES, ROUTES
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -60,7 +62,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if settings.broker_url.startswith(("redis", "rediss")):
         # Longer than any countdown we allow, so a scheduled message is not redelivered early;
         # lost or stuck work is re-driven from Postgres by the reconciler, not by Redis.
-        transport_options = {"visibility_timeout": 3600, "socket_keepalive": True, "retry_on_timeout": True}
+        # Priority lists named `provisioning:3` ... (worker.queues.PRIORITY_SEP), which KEDA and redis-cli
+        # can name; every message before priorities were used sits in the plain list, which is unchanged.
+        transport_options = {"visibility_timeout": 3600, "socket_keepalive": True, "retry_on_timeout": True,
+                             "sep": PRIORITY_SEP, "priority_steps": list(PRIORITY_LEVELS)}
     # The SQLAlchemy transport hands every transport option to create_engine(): pass none.
     return {
         "broker_url": settings.broker_url,
@@ -111,6 +116,24 @@ def install_publisher(**_: Any) -> None:
     from worker.canvas import publish  # canvas imports this module
 
     dispatch.set_publisher(publish)
+
+
+def queue_depths() -> dict[str, int]:
+    """Messages waiting per queue, as kombu counts them (on Redis: every priority level's list)."""
+    out = {}
+    with get_app().connection_for_read() as conn:
+        channel = conn.default_channel
+        for queue in QUEUES:
+            try:
+                out[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
+            except ChannelError:  # no message has waited there yet: Redis has no such list
+                out[queue] = 0
+    return out
+
+
+def install_queue_depths() -> None:
+    """Let this process's /metrics report queue depths (the API's)."""
+    queues.set_reader(queue_depths)
 
 
 # A worker publishes (a step's next request, the reconciler's re-drives) however it was started:

@@ -9,20 +9,24 @@ from shared.requests import kinds
 from shared.requests.dispatch import RequestRef
 from shared.settings import Settings, get_settings
 from worker.app import get_app
-from worker.queues import step_task
+from worker.queues import PRIORITY_LEVELS, PROVISIONING, queue_of_step, step_task
 
 RUN_SYNC = "worker.tasks.sync.run_sync"
 # A request's later links go first, so started requests finish before new ones begin. Breadth-first (one
 # FIFO queue) moved a bulk of users through each step in a wave: nobody finished until everybody had
 # passed every step, and Graph's and Exchange's budgets were used one after the other instead of side by
 # side (bench/throttling.py: the tenant's Graph rate idled while 200 users queued for Exchange at the end).
-# Celery's Redis transport consumes a queue's priority 0 first and keeps kombu's four levels 0, 3, 6, 9;
-# the SQLAlchemy transport of `provisioner dev` ignores priorities (FIFO, as before).
-LINK_PRIORITIES = (9, 6, 3, 0)
+# On Redis a queue's priority 0 is consumed first (kombu's levels 0, 3, 6, 9); the SQLAlchemy transport of
+# `provisioner dev` ignores priorities (FIFO, as before). Links routed to polling or sync carry none: those
+# queues hold one kind of work each.
+LINK_PRIORITIES = tuple(reversed(PRIORITY_LEVELS))
 
 
-def link_priority(steps: Sequence[str], step: str) -> int:
-    """The broker priority of `step`'s link (Redis: lower runs first), by its place among the kind's steps."""
+def link_priority(steps: Sequence[str], step: str) -> int | None:
+    """The broker priority of `step`'s link (Redis: lower runs first), by its place among the kind's steps;
+    None outside the provisioning queue."""
+    if queue_of_step(step) != PROVISIONING:
+        return None
     return LINK_PRIORITIES[min(steps.index(step), len(LINK_PRIORITIES) - 1)]
 
 
@@ -40,8 +44,13 @@ def chain_for(ref: RequestRef, settings: Settings) -> Signature:
     soft, hard = time_limits(settings)
     app = get_app()
     return chain(*(app.signature(step_task(name), args=(ref.id, str(ref.dispatch)), immutable=True,
-                                 soft_time_limit=soft, time_limit=hard, priority=link_priority(steps, name))
+                                 soft_time_limit=soft, time_limit=hard, **_priority(steps, name))
                    for name in steps[steps.index(ref.from_step):]))
+
+
+def _priority(steps: Sequence[str], step: str) -> dict[str, int]:
+    priority = link_priority(steps, step)
+    return {} if priority is None else {"priority": priority}
 
 
 def publish(refs: Sequence[RequestRef]) -> None:

@@ -8,6 +8,11 @@ QUEUES = (PROVISIONING, POLLING, SYNC)
 DEFAULT_QUEUE = "celery"
 
 STEP_PREFIX = "steps."
+# Celery's Redis transport keeps a queue's priority levels as lists named `<queue>` (0, consumed first)
+# and `<queue>:<level>` with this separator (Celery's routing guide, "Redis Message Priorities"); KEDA's
+# triggers (deploy/k8s) name those lists. Only the provisioning queue's links carry a priority.
+PRIORITY_SEP = ":"
+PRIORITY_LEVELS = (0, 3, 6, 9)  # kombu's default steps, kept
 
 
 def step_task(step: str) -> str:
@@ -25,3 +30,15 @@ ROUTES = {
     "worker.tasks.notifications.*": {"queue": POLLING},
     "worker.tasks.sync.*": {"queue": SYNC},
 }
+
+
+def queue_of_step(step: str) -> str:
+    """The queue `step`'s task is routed to (ROUTES: exact names, else the steps.* glob)."""
+    return str(ROUTES.get(step_task(step), ROUTES[STEP_PREFIX + "*"])["queue"])
+
+
+def broker_lists(queue: str) -> list[str]:
+    """The Redis lists a queue's messages can wait in: every priority level for provisioning."""
+    if queue != PROVISIONING:
+        return [queue]
+    return [queue] + [f"{queue}{PRIORITY_SEP}{level}" for level in PRIORITY_LEVELS if level]

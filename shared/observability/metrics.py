@@ -13,11 +13,10 @@ from sqlalchemy import func, select
 from shared.db.models import ProvisioningRequest, Purchase, RequestStep
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
-from shared.observability import counters
+from shared.observability import counters, queues
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
-QUEUES = ("provisioning", "polling", "sync")
 # Tenant keys whose learned rate one scrape reports at most (bounds the scrape's Redis SCAN).
 MAX_RATE_KEYS = 5000
 # `<api>:<12 hex>` (shared.microsoft.limiter.key_label); older releases counted raw tenant ids: left out.
@@ -86,18 +85,12 @@ class ProvisionerCollector(Collector):
         for step, n in counters.read(counters.RETRIES_KEY).items():
             retries.add_metric([step], n)
         yield retries
-        broker = get_settings().broker_url
-        if broker.startswith(("redis://", "rediss://")):
-            import redis
-
-            client = redis.Redis.from_url(broker, socket_timeout=2)
-            try:
-                depth = GaugeMetricFamily("provisioner_queue_depth", "Messages waiting per queue", labels=["queue"])
-                for q in QUEUES:
-                    depth.add_metric([q], client.llen(q))
-                yield depth
-            finally:
-                client.close()
+        depths = queues.read()
+        if depths:
+            depth = GaugeMetricFamily("provisioner_queue_depth", "Messages waiting per queue", labels=["queue"])
+            for q, n in depths.items():
+                depth.add_metric([q], n)
+            yield depth
 
 
 def throttling_metrics() -> Iterator[Metric]:

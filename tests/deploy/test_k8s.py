@@ -18,7 +18,7 @@ from shared.settings import Settings
 from tests.deploy.keda_schema import REDIS_AUTH_PARAMETERS, SCHEMAS
 from tests.deploy.kustomize import KustomizeError, build
 from worker.app import celery_config
-from worker.queues import QUEUES
+from worker.queues import QUEUES, broker_lists
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -117,7 +117,9 @@ def test_keda_objects_match_the_documented_spec(rendered: dict[str, list[Obj]], 
 def test_workers_scale_on_every_queue_they_consume(rendered: dict[str, list[Obj]]) -> None:
     objects = rendered["overlays/production"]
     scaled = find(objects, "ScaledObject", "worker")
-    assert {t["metadata"]["listName"] for t in scaled["spec"]["triggers"]} == set(QUEUES)
+    # Every Redis list a message can wait in: the provisioning queue's priority levels too.
+    assert {t["metadata"]["listName"] for t in scaled["spec"]["triggers"]} == \
+        {name for queue in QUEUES for name in broker_lists(queue)}
     command = find(objects, "Deployment", "worker")["spec"]["template"]["spec"]["containers"][0]["command"]
     assert set(command[command.index("-Q") + 1].split(",")) == set(QUEUES)
 

@@ -63,7 +63,7 @@ def test_flower_lists_one_task_per_step_in_order_with_the_mailbox_wait_as_retrie
     names = [t["name"] for t in tasks]
     steps = [f"steps.{s}" for s in kinds.steps_of(kinds.USER_PROVISION)]
     assert list(dict.fromkeys(names)) == steps  # every step, once each, in the chain's order
-    assert all(t["state"] == "SUCCESS" for t in tasks)
+    assert all(t["state"] == "SUCCESS" for t in tasks), [(t["name"], t["state"], t.get("retries")) for t in tasks]
     # The wait for the mailbox is visible: the probe's link retried (countdowns) before it succeeded.
     probe = next(t for t in tasks if t["name"] == "steps.wait_mailbox")
     assert probe["retries"] >= 1, probe

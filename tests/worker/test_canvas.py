@@ -12,7 +12,7 @@ from shared.requests.dispatch import RequestRef
 from shared.settings import Settings, reset_settings
 from worker import app as worker_app
 from worker import canvas
-from worker.queues import QUEUES, step_task
+from worker.queues import PROVISIONING, QUEUES, queue_of_step, step_task
 
 
 @pytest.fixture
@@ -33,15 +33,21 @@ def test_a_chain_runs_the_remaining_steps_with_ids_only(settings):
 
 
 def test_later_links_of_a_chain_carry_a_higher_priority_on_redis(settings):
-    """Redis consumes priority 0 first: a request's later steps must not wait behind new requests."""
+    """Redis consumes priority 0 first: a request's later steps must not wait behind new requests. Links
+    routed to polling or sync (one kind of work each) carry none."""
     for kind in kinds.STEPS:
         steps = kinds.steps_of(kind)
-        priorities = [t.options["priority"] for t in canvas.chain_for(RequestRef("r", kind, steps[0], 1),
-                                                                       settings).tasks]
-        assert priorities == sorted(priorities, reverse=True) and priorities[0] > priorities[-1], kind
+        links = canvas.chain_for(RequestRef("r", kind, steps[0], 1), settings).tasks
+        priorities = [t.options["priority"] for t in links if "priority" in t.options]
+        assert priorities == sorted(priorities, reverse=True), kind
+        assert len(priorities) == 1 or priorities[0] > priorities[-1], kind
+        assert all(queue_of_step(s) == PROVISIONING for s, t in zip(steps, links, strict=True)
+                   if "priority" in t.options), kind
     # A chain re-driven from a later step keeps that step's place, not the first link's.
     (redriven, *_) = canvas.chain_for(RequestRef("r", kinds.USER_PROVISION, "assign_licences", 2), settings).tasks
     assert redriven.options["priority"] == 0
+    probe = canvas.chain_for(RequestRef("r", kinds.USER_PROVISION, "wait_mailbox", 2), settings).tasks[0]
+    assert "priority" not in probe.options
 
 
 def test_an_unknown_step_is_refused(settings):
@@ -108,6 +114,8 @@ def test_a_started_request_is_consumed_before_new_requests_published_earlier(bro
     them, is the first message a consumer gets (then the new ones, in their order)."""
     canvas.publish([RequestRef(f"new{i}", kinds.USER_PROVISION, "reserve_seat", 1) for i in range(50)])
     canvas.publish([RequestRef("started", kinds.USER_PROVISION, "apply_aliases", 1)])
+    # /metrics counts every priority level of a queue (kombu's size, not one Redis list's length).
+    assert worker_app.queue_depths() == {"provisioning": 51, "polling": 0, "sync": 0}
     waiting = _waiting(broker, "provisioning")
     assert [h["argsrepr"] for h in waiting[:2]] == ["('started', '1')", "('new0', '1')"]
     assert len(waiting) == 51 and waiting[-1]["argsrepr"] == "('new49', '1')"
